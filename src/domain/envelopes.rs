@@ -1,0 +1,161 @@
+//! The `{metadata, spec}` envelope of each kind, as the API and the intent document carry it.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::app::{AppSpec, CompositeAppSpec, ProjectSpec, TrafficIntentSetSpec};
+use super::client::{ClientSpec, SecurityIntentSpec};
+use super::cluster::{ClusterSpec, ClusterStatus};
+use super::inbound::InboundIntentSpec;
+use super::outbound::OutboundIntentSpec;
+use super::resource::{Kind, Metadata};
+use super::route::RouteIntentSpec;
+
+/// Facts the store knows about a resource that are not part of its spec.
+#[derive(Clone, Debug, Default)]
+pub struct StoredFacts {
+    pub kubeconfig_stored: bool,
+}
+
+/// A kind's envelope type, with its spec and list types.
+pub trait Resource: Serialize + DeserializeOwned + ToSchema + Send + 'static {
+    const KIND: Kind;
+    type Spec: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    type List: Serialize + ToSchema + Send;
+
+    fn from_parts(metadata: Metadata, spec: Self::Spec, facts: &StoredFacts) -> Self;
+    fn into_parts(self) -> (Metadata, Self::Spec);
+    fn metadata(&self) -> &Metadata;
+    fn list(items: Vec<Self>, next_page: Option<String>) -> Self::List;
+}
+
+macro_rules! envelope {
+    ($(#[$doc:meta])* $name:ident, $list:ident, $kind:expr, $spec:ty $(, default = $note:literal)?) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            pub metadata: Metadata,
+            $(#[serde(default)] #[doc = $note])?
+            pub spec: $spec,
+        }
+
+        /// One page of a collection.
+        #[derive(Clone, Debug, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $list {
+            pub items: Vec<$name>,
+            /// Token for the next page (`?pageToken=`), or null on the last page.
+            pub next_page: Option<String>,
+        }
+
+        impl Resource for $name {
+            const KIND: Kind = $kind;
+            type Spec = $spec;
+            type List = $list;
+
+            fn from_parts(metadata: Metadata, spec: $spec, _: &StoredFacts) -> Self {
+                Self { metadata, spec }
+            }
+
+            fn into_parts(self) -> (Metadata, $spec) {
+                (self.metadata, self.spec)
+            }
+
+            fn metadata(&self) -> &Metadata {
+                &self.metadata
+            }
+
+            fn list(items: Vec<Self>, next_page: Option<String>) -> $list {
+                $list { items, next_page }
+            }
+        }
+    };
+}
+
+/// A registered target cluster.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub metadata: Metadata,
+    pub spec: ClusterSpec,
+    /// Set by the server; ignored in requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub status: Option<ClusterStatus>,
+}
+
+/// One page of clusters.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterList {
+    pub items: Vec<Cluster>,
+    /// Token for the next page (`?pageToken=`), or null on the last page.
+    pub next_page: Option<String>,
+}
+
+impl Resource for Cluster {
+    const KIND: Kind = Kind::Cluster;
+    type Spec = ClusterSpec;
+    type List = ClusterList;
+
+    fn from_parts(metadata: Metadata, spec: ClusterSpec, facts: &StoredFacts) -> Self {
+        Self {
+            metadata,
+            spec,
+            status: Some(ClusterStatus {
+                kubeconfig_stored: facts.kubeconfig_stored,
+            }),
+        }
+    }
+
+    fn into_parts(self) -> (Metadata, ClusterSpec) {
+        (self.metadata, self.spec)
+    }
+
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn list(items: Vec<Self>, next_page: Option<String>) -> ClusterList {
+        ClusterList { items, next_page }
+    }
+}
+
+envelope!(
+    /// A tenant.
+    Project, ProjectList, Kind::Project, ProjectSpec, default = "Has no fields yet; may be left out."
+);
+envelope!(
+    /// A versioned group of apps.
+    CompositeApp, CompositeAppList, Kind::CompositeApp, CompositeAppSpec
+);
+envelope!(
+    /// A member app of a composite app version.
+    App, AppList, Kind::App, AppSpec
+);
+envelope!(
+    /// A set of intents rendered and deployed together.
+    TrafficIntentSet, TrafficIntentSetList, Kind::TrafficIntentSet, TrafficIntentSetSpec, default = "Has no fields yet; may be left out."
+);
+envelope!(
+    /// A service exposed in the mesh.
+    InboundIntent, InboundIntentList, Kind::InboundIntent, InboundIntentSpec
+);
+envelope!(
+    /// A client app allowed to call an inbound intent's service.
+    Client, ClientList, Kind::Client, ClientSpec
+);
+envelope!(
+    /// What a client may do.
+    SecurityIntent, SecurityIntentList, Kind::SecurityIntent, SecurityIntentSpec
+);
+envelope!(
+    /// An external service the mesh may reach.
+    OutboundIntent, OutboundIntentList, Kind::OutboundIntent, OutboundIntentSpec
+);
+envelope!(
+    /// Traffic management on an inbound or outbound intent.
+    RouteIntent, RouteIntentList, Kind::RouteIntent, RouteIntentSpec
+);

@@ -1,0 +1,18 @@
+//! Domain types: every value here was parsed, so it is valid by construction.
+
+pub mod app;
+pub mod client;
+pub mod cluster;
+pub mod envelopes;
+pub mod hosts;
+pub mod http;
+pub mod inbound;
+pub mod labels;
+pub mod names;
+pub mod outbound;
+pub mod regex_re2;
+pub mod resource;
+mod schema;
+pub mod route;
+pub mod values;
+pub mod violations;

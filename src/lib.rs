@@ -1,0 +1,3 @@
+//! meshintent: a traffic-intent controller for Istio service meshes.
+
+pub mod domain;
