@@ -1,3 +1,11 @@
 //! meshintent: a traffic-intent controller for Istio service meshes.
 
+pub mod api;
+pub mod configuration;
+pub mod crypto;
 pub mod domain;
+pub mod error;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,1 +1,126 @@
-fn main() {}
+//! The `meshintent` command line: parses arguments and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use meshintent::configuration::{DatabaseSettings, SecretKeySource, Settings};
+use meshintent::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "meshintent",
+    version,
+    about = "Traffic intents in, Istio resources per cluster out"
+)]
+struct Cli {
+    /// Log JSON lines instead of text.
+    #[arg(long, env = "MESHINTENT_LOG_JSON", global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct DatabaseArgs {
+    /// postgres://... for PostgreSQL; without it, an embedded SQLite file meshintent.db in --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Directory of the embedded SQLite database and its key file.
+    #[arg(long, env = "MESHINTENT_DATA_DIR", default_value = ".")]
+    data_dir: PathBuf,
+    /// PostgreSQL connection pool size.
+    #[arg(long, env = "MESHINTENT_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    db_max_connections: u32,
+}
+
+impl DatabaseArgs {
+    fn settings(&self) -> Result<DatabaseSettings, String> {
+        DatabaseSettings::from_url(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            self.db_max_connections,
+        )
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (runs migrations first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "MESHINTENT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Key for secrets at rest: 32 bytes, base64. Required with PostgreSQL; the embedded
+        /// default creates meshintent.key beside the database.
+        #[arg(long, env = "MESHINTENT_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
+        /// Seconds to wait for requests in flight on shutdown.
+        #[arg(long, env = "MESHINTENT_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+        shutdown_timeout: u64,
+        /// HTTP worker threads (default: one per CPU).
+        #[arg(long, env = "MESHINTENT_WORKERS")]
+        workers: Option<usize>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    meshintent::telemetry::init(cli.log_json);
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("meshintent: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve {
+            listen,
+            database,
+            secret_key,
+            shutdown_timeout,
+            workers,
+        } => {
+            let database = database.settings()?;
+            let secret_key = SecretKeySource::resolve(secret_key.as_deref(), &database)?;
+            let settings = Settings {
+                listen,
+                database,
+                secret_key,
+                handle_signals: true,
+                shutdown_timeout,
+                workers,
+            };
+            let app = Application::build(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            app.run_until_stopped().await.map_err(|e| e.to_string())
+        }
+        Command::Migrate { database } => {
+            let database = database.settings()?;
+            let store = database.connect().await.map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            eprintln!("migrations applied to {}", database.describe());
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", meshintent::api::openapi_json());
+            Ok(())
+        }
+    }
+}

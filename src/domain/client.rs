@@ -48,7 +48,20 @@ impl ClientSpec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AuthorizationAction {
     #[default]
@@ -106,7 +119,11 @@ impl SecurityIntentSpec {
             format!(
                 "a {} intent needs at least one rule (name the operations to {})",
                 self.action.as_str(),
-                if self.action == AuthorizationAction::Deny { "deny" } else { "audit" }
+                if self.action == AuthorizationAction::Deny {
+                    "deny"
+                } else {
+                    "audit"
+                }
             ),
         );
     }
@@ -117,7 +134,10 @@ impl SecurityIntentSpec {
             return;
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            for (field, used) in [("methods", !rule.methods.is_empty()), ("paths", !rule.paths.is_empty())] {
+            for (field, used) in [
+                ("methods", !rule.methods.is_empty()),
+                ("paths", !rule.paths.is_empty()),
+            ] {
                 v.check(
                     used,
                     format!("/spec/rules/{i}/{field}"),
@@ -143,7 +163,8 @@ mod tests {
     use serde_json::json;
 
     fn inbound(protocol: &str) -> InboundIntentSpec {
-        serde_json::from_value(json!({"app":"a","serviceName":"s","port":80,"protocol":protocol})).unwrap()
+        serde_json::from_value(json!({"app":"a","serviceName":"s","port":80,"protocol":protocol}))
+            .unwrap()
     }
 
     fn errors(s: &SecurityIntentSpec, protocol: &str) -> Vec<String> {
@@ -161,13 +182,15 @@ mod tests {
     #[test]
     fn methods_and_paths_need_http() {
         let s: SecurityIntentSpec =
-            serde_json::from_value(json!({"rules":[{"methods":["GET"],"paths":["/status"]}]})).unwrap();
+            serde_json::from_value(json!({"rules":[{"methods":["GET"],"paths":["/status"]}]}))
+                .unwrap();
         assert!(errors(&s, "HTTP").is_empty());
         assert_eq!(
             errors(&s, "TCP"),
             ["/spec/rules/0/methods", "/spec/rules/0/paths"]
         );
-        let ports: SecurityIntentSpec = serde_json::from_value(json!({"rules":[{"ports":[9000]}]})).unwrap();
+        let ports: SecurityIntentSpec =
+            serde_json::from_value(json!({"rules":[{"ports":[9000]}]})).unwrap();
         assert!(errors(&ports, "TLS").is_empty());
     }
 

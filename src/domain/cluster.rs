@@ -45,6 +45,17 @@ impl TryFrom<String> for Kubeconfig {
     }
 }
 
+/// Never written out; should it ever be serialized, only a marker appears.
+impl Serialize for Kubeconfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
+}
+
+fn always<T>(_: &T) -> bool {
+    true
+}
+
 impl fmt::Debug for Kubeconfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Kubeconfig(<redacted>)")
@@ -52,7 +63,20 @@ impl fmt::Debug for Kubeconfig {
 }
 
 /// How clients on this cluster reach services on other clusters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum CrossClusterMode {
     /// Sidecar-to-sidecar mutual TLS through the server cluster's ingress gateway (AUTO_PASSTHROUGH).
@@ -178,7 +202,8 @@ pub struct ClusterSpec {
     pub labels: Labels,
     /// Kubeconfig used to reach the cluster. Write-only: stored encrypted, never returned.
     /// Omit it on PUT to keep the stored one; send "" to remove it.
-    #[serde(default, skip_serializing)]
+    // `skip_serializing_if` (rather than `skip_serializing`) keeps the field in the OpenAPI schema.
+    #[serde(default, skip_serializing_if = "always")]
     #[schema(value_type = Option<String>, format = Password, write_only)]
     pub kubeconfig: Option<Kubeconfig>,
     /// Use the service account of the pod meshintent runs in instead of a kubeconfig.

@@ -6,11 +6,13 @@ use utoipa::ToSchema;
 
 use super::app::{AppSpec, CompositeAppSpec, ProjectSpec, TrafficIntentSetSpec};
 use super::client::{ClientSpec, SecurityIntentSpec};
-use super::cluster::{ClusterSpec, ClusterStatus};
+use super::cluster::{ClusterSpec, ClusterStatus, Kubeconfig};
 use super::inbound::InboundIntentSpec;
+use super::names::{Name, VersionName};
 use super::outbound::OutboundIntentSpec;
 use super::resource::{Kind, Metadata};
 use super::route::RouteIntentSpec;
+use super::violations::Violations;
 
 /// Facts the store knows about a resource that are not part of its spec.
 #[derive(Clone, Debug, Default)]
@@ -18,10 +20,78 @@ pub struct StoredFacts {
     pub kubeconfig_stored: bool,
 }
 
+/// Defaults a spec derives from its resource's name, filled in before it is stored so that
+/// responses show them.
+pub trait SpecDefaults: Sized {
+    fn with_name_defaults(self, _name: &Name) -> Self {
+        self
+    }
+
+    /// The version that, with the name, identifies the resource (composite apps only).
+    fn version(&self) -> Option<&VersionName> {
+        None
+    }
+
+    /// Rules among the spec's own fields that must see write-only fields (which the stored
+    /// form lacks). Other rules live in `domain::rules`.
+    fn check_write_only(&self, _v: &mut Violations) {}
+
+    /// What a write does to the resource's stored secret (only clusters have one).
+    fn secret_change(&self) -> SecretChange {
+        SecretChange::Keep
+    }
+}
+
+/// A write-only secret in a request: keep what is stored, remove it, or replace it.
+#[derive(Debug)]
+pub enum SecretChange {
+    Keep,
+    Remove,
+    Set(Kubeconfig),
+}
+
+impl SpecDefaults for ProjectSpec {}
+impl SpecDefaults for CompositeAppSpec {
+    fn version(&self) -> Option<&VersionName> {
+        Some(&self.version)
+    }
+}
+impl SpecDefaults for TrafficIntentSetSpec {}
+impl SpecDefaults for ClientSpec {}
+impl SpecDefaults for SecurityIntentSpec {}
+impl SpecDefaults for OutboundIntentSpec {}
+impl SpecDefaults for RouteIntentSpec {}
+
+impl SpecDefaults for AppSpec {
+    fn with_name_defaults(self, name: &Name) -> Self {
+        self.with_defaults(name)
+    }
+}
+
+impl SpecDefaults for InboundIntentSpec {
+    fn with_name_defaults(self, _name: &Name) -> Self {
+        self.with_defaults()
+    }
+}
+
+impl SpecDefaults for ClusterSpec {
+    fn check_write_only(&self, v: &mut Violations) {
+        self.check(v);
+    }
+
+    fn secret_change(&self) -> SecretChange {
+        match &self.kubeconfig {
+            None => SecretChange::Keep,
+            Some(k) if k.is_empty() => SecretChange::Remove,
+            Some(k) => SecretChange::Set(k.clone()),
+        }
+    }
+}
+
 /// A kind's envelope type, with its spec and list types.
 pub trait Resource: Serialize + DeserializeOwned + ToSchema + Send + 'static {
     const KIND: Kind;
-    type Spec: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    type Spec: Serialize + DeserializeOwned + SpecDefaults + Clone + Send + Sync + 'static;
     type List: Serialize + ToSchema + Send;
 
     fn from_parts(metadata: Metadata, spec: Self::Spec, facts: &StoredFacts) -> Self;

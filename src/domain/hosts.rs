@@ -52,7 +52,13 @@ mod tests {
         for ok in ["api.example.org", "*.example.org", "localhost"] {
             assert!(HostPattern::try_from(ok.to_string()).is_ok(), "{ok}");
         }
-        for bad in ["*", "a.*.org", "*example.org", "**.x.org", "API.example.org"] {
+        for bad in [
+            "*",
+            "a.*.org",
+            "*example.org",
+            "**.x.org",
+            "API.example.org",
+        ] {
             assert!(HostPattern::try_from(bad.to_string()).is_err(), "{bad}");
         }
     }

@@ -10,7 +10,9 @@ use super::values::{Amount, Count, GoDuration, Port, WholePercent};
 use super::violations::Violations;
 
 /// Application protocol of the exposed port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 pub enum Protocol {
     #[serde(rename = "HTTP")]
     Http,
@@ -46,7 +48,9 @@ impl Protocol {
 }
 
 /// TLS used by clients towards the service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MtlsMode {
     IstioMutual,
@@ -66,7 +70,9 @@ impl MtlsMode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SimpleLoadBalancer {
     RoundRobin,
@@ -147,7 +153,11 @@ impl ConnectionPool {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OutlierDetection {
-    #[serde(default, rename = "consecutive5xxErrors", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "consecutive5xxErrors",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub consecutive_5xx_errors: Option<Amount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consecutive_gateway_errors: Option<Amount>,
@@ -191,13 +201,19 @@ impl TrafficPolicy {
                 (Some(_), Some(_)) | (None, None) => {
                     v.add(&at, "give exactly one of simple or consistentHash")
                 }
-                (None, Some(hash)) => check_consistent_hash(hash, &format!("{at}/consistentHash"), protocol, v),
+                (None, Some(hash)) => {
+                    check_consistent_hash(hash, &format!("{at}/consistentHash"), protocol, v)
+                }
                 (Some(_), None) => {}
             }
         }
         if let Some(pool) = &self.connection_pool {
             let at = format!("{at}/connectionPool");
-            v.check(pool.is_empty(), &at, "must set at least one limit (or be left out)");
+            v.check(
+                pool.is_empty(),
+                &at,
+                "must set at least one limit (or be left out)",
+            );
             v.check(
                 pool.has_http_settings() && !protocol.is_http(),
                 &at,
@@ -280,7 +296,9 @@ pub fn check_subsets(subsets: &[Subset], at: &str, v: &mut Violations) {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum GatewayTlsMode {
     /// Server certificate only.
@@ -386,7 +404,10 @@ impl InboundIntentSpec {
     }
 
     pub fn mtls(&self) -> MtlsMode {
-        self.clone().with_defaults().mtls.expect("filled by with_defaults")
+        self.clone()
+            .with_defaults()
+            .mtls
+            .expect("filled by with_defaults")
     }
 
     pub fn check(&self, v: &mut Violations) {
@@ -462,7 +483,8 @@ mod tests {
     use serde_json::json;
 
     fn spec(extra: serde_json::Value) -> InboundIntentSpec {
-        let mut base = json!({"app":"httpbin","serviceName":"httpbin","port":8000,"protocol":"HTTP"});
+        let mut base =
+            json!({"app":"httpbin","serviceName":"httpbin","port":8000,"protocol":"HTTP"});
         for (k, v) in extra.as_object().unwrap() {
             base[k] = v.clone();
         }
@@ -512,12 +534,17 @@ mod tests {
             "simple": "RANDOM", "consistentHash": {"useSourceIp": true}}}}));
         assert_eq!(fields(&s), ["/spec/trafficPolicy/loadBalancer"]);
         let s = spec(json!({"trafficPolicy": {"loadBalancer": {"consistentHash": {}}}}));
-        assert_eq!(fields(&s), ["/spec/trafficPolicy/loadBalancer/consistentHash"]);
+        assert_eq!(
+            fields(&s),
+            ["/spec/trafficPolicy/loadBalancer/consistentHash"]
+        );
     }
 
     #[test]
     fn http_limits_do_not_fit_tcp() {
-        let s = spec(json!({"protocol": "TCP", "trafficPolicy": {"connectionPool": {"http2MaxRequests": 5}}}));
+        let s = spec(
+            json!({"protocol": "TCP", "trafficPolicy": {"connectionPool": {"http2MaxRequests": 5}}}),
+        );
         assert_eq!(fields(&s), ["/spec/trafficPolicy/connectionPool"]);
     }
 

@@ -79,7 +79,9 @@ impl From<LabelValue> for String {
 }
 
 /// A map of Kubernetes labels, kept sorted so that output is deterministic.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[schema(value_type = BTreeMap<String, String>, example = json!({"app": "httpbin"}))]
 pub struct Labels(BTreeMap<LabelKey, LabelValue>);
 
@@ -96,7 +98,8 @@ impl Labels {
                 .map(|(k, v)| {
                     (
                         LabelKey::from_static(k),
-                        LabelValue::try_from((*v).to_owned()).expect("static label values are valid"),
+                        LabelValue::try_from((*v).to_owned())
+                            .expect("static label values are valid"),
                     )
                 })
                 .collect(),
@@ -159,7 +162,11 @@ mod tests {
 
     #[test]
     fn rejects_bad_keys_and_values() {
-        assert!(parse(r#"{"Bad Key":"x"}"#).unwrap_err().contains("label key"));
+        assert!(
+            parse(r#"{"Bad Key":"x"}"#)
+                .unwrap_err()
+                .contains("label key")
+        );
         assert!(parse(r#"{"a":"-x"}"#).unwrap_err().contains("label value"));
         assert!(parse(r#"{"UPPER.example/x":"y"}"#).is_err());
     }

@@ -54,8 +54,7 @@ macro_rules! string_newtype {
 }
 pub(crate) use string_newtype;
 
-const DNS1123_LABEL_RULE: &str =
-    "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
+const DNS1123_LABEL_RULE: &str = "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
 
 pub fn check_dns1123_label(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()

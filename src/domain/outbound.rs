@@ -12,7 +12,9 @@ use super::names::{DnsName, Name};
 use super::values::{HostAddress, Port};
 use super::violations::Violations;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 pub enum PortProtocol {
     #[serde(rename = "HTTP")]
     Http,
@@ -41,7 +43,10 @@ impl PortProtocol {
     }
 
     pub fn is_http(self) -> bool {
-        matches!(self, PortProtocol::Http | PortProtocol::Http2 | PortProtocol::Grpc)
+        matches!(
+            self,
+            PortProtocol::Http | PortProtocol::Http2 | PortProtocol::Grpc
+        )
     }
 
     /// TLS on the wire from the application (so the proxy can only route by SNI).
@@ -59,7 +64,20 @@ pub struct ServicePort {
     pub protocol: PortProtocol,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Resolution {
     #[default]
@@ -104,7 +122,9 @@ pub struct OutboundSubset {
     pub sni: Option<DnsName>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OutboundTlsMode {
     /// The application speaks TLS; the mesh routes by SNI.
@@ -186,7 +206,11 @@ impl OutboundIntentSpec {
     }
 
     fn check_hosts(&self, v: &mut Violations) {
-        v.check(self.hosts.is_empty(), "/spec/hosts", "must name at least one host");
+        v.check(
+            self.hosts.is_empty(),
+            "/spec/hosts",
+            "must name at least one host",
+        );
         let wildcards: Vec<usize> = (0..self.hosts.len())
             .filter(|i| self.hosts[*i].is_wildcard())
             .collect();
@@ -208,7 +232,9 @@ impl OutboundIntentSpec {
                 "a wildcard host cannot be resolved by DNS; give endpoints or use resolution NONE",
             );
             v.check(
-                self.resolution == Resolution::Dns && self.endpoints.is_empty() && !h.is_qualified(),
+                self.resolution == Resolution::Dns
+                    && self.endpoints.is_empty()
+                    && !h.is_qualified(),
                 format!("/spec/hosts/{i}"),
                 "must be a fully qualified name when resolution is DNS without endpoints",
             );
@@ -216,7 +242,11 @@ impl OutboundIntentSpec {
     }
 
     fn check_ports(&self, v: &mut Violations) {
-        v.check(self.ports.is_empty(), "/spec/ports", "must declare at least one port");
+        v.check(
+            self.ports.is_empty(),
+            "/spec/ports",
+            "must declare at least one port",
+        );
         for (i, p) in self.ports.iter().enumerate() {
             v.check(
                 self.ports[..i].iter().any(|o| o.number == p.number),
@@ -281,7 +311,11 @@ impl OutboundIntentSpec {
                 format!("{at}/name"),
                 format!("subset \"{}\" is defined twice", s.name),
             );
-            v.check(s.labels.is_empty(), format!("{at}/labels"), "must hold at least one label");
+            v.check(
+                s.labels.is_empty(),
+                format!("{at}/labels"),
+                "must hold at least one label",
+            );
             v.check(
                 !self.endpoints.is_empty()
                     && !self.endpoints.iter().any(|e| e.labels.matches(&s.labels)),
@@ -299,7 +333,10 @@ impl OutboundIntentSpec {
             );
             for (j, sni) in s.sni_hosts.iter().enumerate() {
                 v.check(
-                    !self.hosts.iter().any(|h| h.covers(sni.as_str()) || h == sni),
+                    !self
+                        .hosts
+                        .iter()
+                        .any(|h| h.covers(sni.as_str()) || h == sni),
                     format!("{at}/sniHosts/{j}"),
                     format!("\"{sni}\" is not covered by the intent's hosts"),
                 );
@@ -399,7 +436,10 @@ mod tests {
         let e = errors(json!({
             "hosts": ["api.example.org"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
             "resolution": "STATIC", "endpoints": [{"address": "api.example.org"}]}));
-        assert_eq!(e, ["/spec/endpoints/0/address: resolution STATIC needs an IP address"]);
+        assert_eq!(
+            e,
+            ["/spec/endpoints/0/address: resolution STATIC needs an IP address"]
+        );
         let e = errors(json!({
             "hosts": ["api.example.org"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
             "endpoints": [{"address": "10.0.0.1"}]}));
@@ -412,11 +452,17 @@ mod tests {
         let e = errors(json!({
             "hosts": ["*.a.org", "*.b.org"], "ports": [{"number": 443, "name": "https", "protocol": "TLS"}],
             "resolution": "NONE"}));
-        assert_eq!(e, ["/spec/hosts/1: only one wildcard host is allowed per outbound intent"]);
+        assert_eq!(
+            e,
+            ["/spec/hosts/1: only one wildcard host is allowed per outbound intent"]
+        );
         let e = errors(json!({
             "hosts": ["a.org"], "ports": [{"number": 443, "name": "https", "protocol": "TLS"}],
             "resolution": "DNS", "endpoints": [{"address": "x.a.org", "ports": {"http": 80}}]}));
-        assert_eq!(e, ["/spec/endpoints/0/ports/http: names no declared port (declared: https)"]);
+        assert_eq!(
+            e,
+            ["/spec/endpoints/0/ports/http: names no declared port (declared: https)"]
+        );
     }
 
     #[test]

@@ -243,7 +243,10 @@ fn check_description(s: &str) -> Result<(), String> {
     if s.chars().count() <= 1024 {
         Ok(())
     } else {
-        Err(format!("must be at most 1024 characters (got {})", quoted(s)))
+        Err(format!(
+            "must be at most 1024 characters (got {})",
+            quoted(s)
+        ))
     }
 }
 
@@ -251,7 +254,10 @@ fn check_user_data(s: &str) -> Result<(), String> {
     if s.chars().count() <= 4096 {
         Ok(())
     } else {
-        Err(format!("must be at most 4096 characters (got {})", quoted(s)))
+        Err(format!(
+            "must be at most 4096 characters (got {})",
+            quoted(s)
+        ))
     }
 }
 
@@ -358,7 +364,10 @@ mod tests {
 
     #[test]
     fn intents_share_a_name_scope() {
-        assert_eq!(Kind::InboundIntent.name_scope(), Kind::RouteIntent.name_scope());
+        assert_eq!(
+            Kind::InboundIntent.name_scope(),
+            Kind::RouteIntent.name_scope()
+        );
         assert_ne!(Kind::App.name_scope(), Kind::Client.name_scope());
     }
 }

@@ -23,7 +23,9 @@ pub struct RouteTarget {
 }
 
 /// Where the routes apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteGateway {
     /// The sidecars of the mesh.
@@ -51,10 +53,10 @@ impl StringMatch {
             .filter(|f| f.is_some())
             .count();
         v.check(given != 1, at, "give exactly one of exact, prefix or regex");
-        if let Some(re) = &self.regex {
-            if let Err(why) = check_re2(re) {
-                v.add(format!("{at}/regex"), format!("{} {why}", quoted(re)));
-            }
+        if let Some(re) = &self.regex
+            && let Err(why) = check_re2(re)
+        {
+            v.add(format!("{at}/regex"), format!("{} {why}", quoted(re)));
         }
         for (field, value) in [("exact", &self.exact), ("prefix", &self.prefix)] {
             if let Some(value) = value {
@@ -69,7 +71,9 @@ impl StringMatch {
 }
 
 /// Conditions of one match: all must hold.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,7 +116,11 @@ fn check_weights(route: &[WeightedSubset], at: &str, v: &mut Violations) {
             );
         }
     }
-    let sum: u32 = route.iter().filter_map(|d| d.weight).map(WholePercent::get).sum();
+    let sum: u32 = route
+        .iter()
+        .filter_map(|d| d.weight)
+        .map(WholePercent::get)
+        .sum();
     let all_weighted = route.iter().all(|d| d.weight.is_some());
     v.check(
         !route.is_empty() && all_weighted && sum != 100,
@@ -181,7 +189,9 @@ pub struct Retries {
 }
 
 /// An HTTP status code an abort fault answers with (200-599, as Istio accepts).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(try_from = "i64", into = "u16")]
 #[schema(value_type = u16, minimum = 200, maximum = 599, example = 418)]
 pub struct HttpStatus(u16);
@@ -198,7 +208,9 @@ impl TryFrom<i64> for HttpStatus {
         if (200..=599).contains(&value) {
             Ok(HttpStatus(value as u16))
         } else {
-            Err(format!("must be an HTTP status between 200 and 599 (got {value})"))
+            Err(format!(
+                "must be an HTTP status between 200 and 599 (got {value})"
+            ))
         }
     }
 }
@@ -270,7 +282,9 @@ impl HttpRouteRule {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct L4Match {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,12 +351,17 @@ impl RouteIntentSpec {
 
     pub fn check(&self, v: &mut Violations) {
         match (&self.target.inbound_intent, &self.target.outbound_intent) {
-            (Some(_), Some(_)) | (None, None) => {
-                v.add("/spec/target", "give exactly one of inboundIntent or outboundIntent")
-            }
+            (Some(_), Some(_)) | (None, None) => v.add(
+                "/spec/target",
+                "give exactly one of inboundIntent or outboundIntent",
+            ),
             _ => {}
         }
-        v.check(self.gateways.is_empty(), "/spec/gateways", "must name mesh, ingress or both");
+        v.check(
+            self.gateways.is_empty(),
+            "/spec/gateways",
+            "must name mesh, ingress or both",
+        );
         for (i, g) in self.gateways.iter().enumerate() {
             v.check(
                 self.gateways[..i].contains(g),
@@ -374,7 +393,9 @@ impl RouteIntentSpec {
             let at = format!("/spec/tcp/{i}");
             check_weights(&rule.route, &format!("{at}/route"), v);
             v.check(
-                rule.matches.as_ref().is_some_and(|m| !m.sni_hosts.is_empty()),
+                rule.matches
+                    .as_ref()
+                    .is_some_and(|m| !m.sni_hosts.is_empty()),
                 format!("{at}/match/sniHosts"),
                 "TCP rules cannot match server names; use tls rules",
             );
@@ -398,7 +419,11 @@ impl RouteIntentSpec {
     fn check_http_rule(&self, rule: &HttpRouteRule, at: &str, v: &mut Violations) {
         for (j, m) in rule.matches.iter().enumerate() {
             let mat = format!("{at}/match/{j}");
-            v.check(m.is_empty(), &mat, "must have at least one condition (or leave the match out)");
+            v.check(
+                m.is_empty(),
+                &mat,
+                "must have at least one condition (or leave the match out)",
+            );
             if let Some(uri) = &m.uri {
                 uri.check(&format!("{mat}/uri"), v);
             }
@@ -452,16 +477,16 @@ mod tests {
     #[test]
     fn canary_with_header_rule_is_valid() {
         let e = errors(json!({
-            "target": {"inboundIntent": "reviews"},
-            "gateways": ["ingress"],
-            "http": [
-                {"name": "testers", "match": [{"headers": {"x-user": {"exact": "tester"}}}],
-                 "route": [{"subset": "v2"}]},
-                {"match": [{"uri": {"regex": "^/api/v[0-9]+/.*"}}], "route": [{"subset": "v1"}]},
-                {"route": [{"subset": "v1", "weight": 90}, {"subset": "v2", "weight": 10}],
-                 "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,connect-failure"},
-                 "timeout": "10s"}
-            ]}));
+        "target": {"inboundIntent": "reviews"},
+        "gateways": ["ingress"],
+        "http": [
+            {"name": "testers", "match": [{"headers": {"x-user": {"exact": "tester"}}}],
+             "route": [{"subset": "v2"}]},
+            {"match": [{"uri": {"regex": "^/api/v[0-9]+/.*"}}], "route": [{"subset": "v1"}]},
+            {"route": [{"subset": "v1", "weight": 90}, {"subset": "v2", "weight": 10}],
+             "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx,connect-failure"},
+             "timeout": "10s"}
+        ]}));
         assert!(e.is_empty(), "{e:?}");
     }
 
@@ -469,10 +494,16 @@ mod tests {
     fn weights_must_sum_to_100() {
         let e = errors(json!({"target": {"outboundIntent": "x"},
             "http": [{"route": [{"subset": "v1", "weight": 50}, {"subset": "v2", "weight": 40}]}]}));
-        assert_eq!(e, ["/spec/http/0/route: weights must sum to 100 (they sum to 90)"]);
+        assert_eq!(
+            e,
+            ["/spec/http/0/route: weights must sum to 100 (they sum to 90)"]
+        );
         let e = errors(json!({"target": {"outboundIntent": "x"},
             "http": [{"route": [{"subset": "v1", "weight": 50}, {"subset": "v2"}]}]}));
-        assert_eq!(e, ["/spec/http/0/route/1/weight: is required when a rule has several destinations"]);
+        assert_eq!(
+            e,
+            ["/spec/http/0/route/1/weight: is required when a rule has several destinations"]
+        );
     }
 
     #[test]
@@ -495,18 +526,33 @@ mod tests {
     #[test]
     fn target_needs_exactly_one() {
         let e = errors(json!({"target": {}, "http": [{"route": [{}]}]}));
-        assert_eq!(e, ["/spec/target: give exactly one of inboundIntent or outboundIntent"]);
+        assert_eq!(
+            e,
+            ["/spec/target: give exactly one of inboundIntent or outboundIntent"]
+        );
     }
 
     #[test]
     fn named_subsets_are_found() {
-        let spec: RouteIntentSpec = serde_json::from_value(json!({"target": {"inboundIntent": "x"},
+        let spec: RouteIntentSpec =
+            serde_json::from_value(json!({"target": {"inboundIntent": "x"},
             "http": [{"route": [{"subset": "v1", "weight": 50}, {"subset": "v2", "weight": 50}],
                       "mirror": {"subset": "v3"}}],
-            "tcp": [{"route": [{"subset": "v4"}]}]})).unwrap();
-        let named: Vec<_> = spec.named_subsets().into_iter().map(|(f, s)| format!("{f}={s}")).collect();
-        assert_eq!(named, [
-            "/spec/http/0/route/0/subset=v1", "/spec/http/0/route/1/subset=v2",
-            "/spec/http/0/mirror/subset=v3", "/spec/tcp/0/route/0/subset=v4"]);
+            "tcp": [{"route": [{"subset": "v4"}]}]}))
+            .unwrap();
+        let named: Vec<_> = spec
+            .named_subsets()
+            .into_iter()
+            .map(|(f, s)| format!("{f}={s}"))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "/spec/http/0/route/0/subset=v1",
+                "/spec/http/0/route/1/subset=v2",
+                "/spec/http/0/mirror/subset=v3",
+                "/spec/tcp/0/route/0/subset=v4"
+            ]
+        );
     }
 }

@@ -12,7 +12,9 @@ use super::names::{DnsName, check_dns1123_subdomain, quoted};
 use super::schema::string_schema;
 
 /// A TCP/UDP port, 1-65535.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(try_from = "i64", into = "u16")]
 #[schema(value_type = u16, minimum = 1, maximum = 65535, example = 8000)]
 pub struct Port(u16);
@@ -51,7 +53,9 @@ impl fmt::Display for Port {
 }
 
 /// A positive count (connections, requests, retries, errors): 1 to 2^31-1, as Istio's int32 fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(try_from = "i64", into = "u32")]
 #[schema(value_type = u32, minimum = 1, maximum = 2147483647, example = 100)]
 pub struct Count(u32);
@@ -80,7 +84,9 @@ impl From<Count> for u32 {
 }
 
 /// A non-negative count, 0 to 2^31-1 (e.g. `maxRetries: 0` disables retries).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(try_from = "i64", into = "u32")]
 #[schema(value_type = u32, minimum = 0, maximum = 2147483647, example = 3)]
 pub struct Amount(u32);
@@ -109,7 +115,9 @@ impl From<Amount> for u32 {
 }
 
 /// A whole percentage 0-100 (e.g. `maxEjectionPercent`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(try_from = "i64", into = "u32")]
 #[schema(value_type = u32, minimum = 0, maximum = 100, example = 50)]
 pub struct WholePercent(u32);
@@ -293,7 +301,7 @@ impl fmt::Display for GoDuration {
         ];
         let (size, unit) = UNITS
             .iter()
-            .find(|(size, _)| self.nanos % size == 0)
+            .find(|(size, _)| self.nanos.is_multiple_of(*size))
             .expect("1ns divides everything");
         write!(f, "{}{unit}", self.nanos / size)
     }
@@ -306,7 +314,9 @@ impl From<GoDuration> for String {
 }
 
 /// An IP range in CIDR notation, e.g. the VIP range `240.240.0.0/16`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "240.240.0.0/16")]
 pub struct Cidr(IpNet);
@@ -454,8 +464,16 @@ mod tests {
 
     #[test]
     fn host_addresses_are_ips_or_dns_names() {
-        assert!(HostAddress::try_from("198.51.100.10".to_string()).unwrap().is_ip());
-        assert!(!HostAddress::try_from("gw.example.com".to_string()).unwrap().is_ip());
+        assert!(
+            HostAddress::try_from("198.51.100.10".to_string())
+                .unwrap()
+                .is_ip()
+        );
+        assert!(
+            !HostAddress::try_from("gw.example.com".to_string())
+                .unwrap()
+                .is_ip()
+        );
         assert!(HostAddress::try_from("not a host".to_string()).is_err());
     }
 

@@ -1,0 +1,132 @@
+//! The endpoints of the resource tree, one module per kind (see `crud_endpoints!`).
+
+use super::resources::crud_endpoints;
+use crate::domain::envelopes::*;
+use actix_web::{delete, get, post, put};
+
+pub mod clusters {
+    use super::*;
+    crud_endpoints! {
+        resource = Cluster, list_type = ClusterList, tag = "clusters", noun = "cluster",
+        collection = "/v2/clusters",
+        item = "/v2/clusters/{cluster}",
+        params = [], item_params = [("cluster", "Cluster name")],
+        ops = (cluster_list, cluster_create, cluster_get, cluster_replace, cluster_delete)
+    }
+}
+
+pub mod projects {
+    use super::*;
+    crud_endpoints! {
+        resource = Project, list_type = ProjectList, tag = "projects", noun = "project",
+        collection = "/v2/projects",
+        item = "/v2/projects/{project}",
+        params = [], item_params = [("project", "Project name")],
+        ops = (project_list, project_create, project_get, project_replace, project_delete)
+    }
+}
+
+pub mod composite_apps {
+    use super::*;
+    crud_endpoints! {
+        resource = CompositeApp, list_type = CompositeAppList, tag = "composite-apps", noun = "composite app",
+        collection = "/v2/projects/{project}/composite-apps",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}",
+        params = [("project", "Project name")], item_params = [("compositeApp", "Composite app name"), ("version", "Composite app version")],
+        ops = (composite_app_list, composite_app_create, composite_app_get, composite_app_replace, composite_app_delete)
+    }
+}
+
+pub mod apps {
+    use super::*;
+    crud_endpoints! {
+        resource = App, list_type = AppList, tag = "apps", noun = "app",
+        collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/apps",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/apps/{app}",
+        params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version")], item_params = [("app", "App name")],
+        ops = (app_list, app_create, app_get, app_replace, app_delete)
+    }
+}
+
+pub mod traffic_intent_sets {
+    use super::*;
+    crud_endpoints! {
+        resource = TrafficIntentSet, list_type = TrafficIntentSetList, tag = "traffic-intent-sets", noun = "traffic intent set",
+        collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}",
+        params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version")], item_params = [("set", "Traffic intent set name")],
+        ops = (traffic_intent_set_list, traffic_intent_set_create, traffic_intent_set_get, traffic_intent_set_replace, traffic_intent_set_delete)
+    }
+}
+
+pub mod inbound_intents {
+    use super::*;
+    crud_endpoints! {
+        resource = InboundIntent, list_type = InboundIntentList, tag = "inbound-intents", noun = "inbound intent",
+        collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/inbound-intents",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/inbound-intents/{intent}",
+        params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version"), ("set", "Traffic intent set name")], item_params = [("intent", "Inbound intent name")],
+        ops = (inbound_intent_list, inbound_intent_create, inbound_intent_get, inbound_intent_replace, inbound_intent_delete)
+    }
+}
+
+pub mod clients {
+    use super::*;
+    crud_endpoints! {
+        resource = Client, list_type = ClientList, tag = "clients", noun = "client",
+        collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/inbound-intents/{intent}/clients",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/inbound-intents/{intent}/clients/{client}",
+        params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version"), ("set", "Traffic intent set name"), ("intent", "Inbound intent name")], item_params = [("client", "Client name")],
+        ops = (client_list, client_create, client_get, client_replace, client_delete)
+    }
+}
+
+pub mod security_intents {
+    use super::*;
+    crud_endpoints! {
+        resource = SecurityIntent, list_type = SecurityIntentList, tag = "security-intents", noun = "security intent",
+        collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/inbound-intents/{intent}/clients/{client}/security-intents",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/inbound-intents/{intent}/clients/{client}/security-intents/{rule}",
+        params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version"), ("set", "Traffic intent set name"), ("intent", "Inbound intent name"), ("client", "Client name")], item_params = [("rule", "Security intent name")],
+        ops = (security_intent_list, security_intent_create, security_intent_get, security_intent_replace, security_intent_delete)
+    }
+}
+
+pub mod outbound_intents {
+    use super::*;
+    crud_endpoints! {
+        resource = OutboundIntent, list_type = OutboundIntentList, tag = "outbound-intents", noun = "outbound intent",
+        collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/outbound-intents",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/outbound-intents/{intent}",
+        params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version"), ("set", "Traffic intent set name")], item_params = [("intent", "Outbound intent name")],
+        ops = (outbound_intent_list, outbound_intent_create, outbound_intent_get, outbound_intent_replace, outbound_intent_delete)
+    }
+}
+
+pub mod route_intents {
+    use super::*;
+    crud_endpoints! {
+        resource = RouteIntent, list_type = RouteIntentList, tag = "route-intents", noun = "route intent",
+        collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/route-intents",
+        item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/route-intents/{intent}",
+        params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version"), ("set", "Traffic intent set name")], item_params = [("intent", "Route intent name")],
+        ops = (route_intent_list, route_intent_create, route_intent_get, route_intent_replace, route_intent_delete)
+    }
+}
+
+/// Registers every CRUD endpoint.
+pub fn register(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    super::resources::register!(
+        cfg,
+        clusters::{cluster_list, cluster_create, cluster_get, cluster_replace, cluster_delete},
+        projects::{project_list, project_create, project_get, project_replace, project_delete},
+        composite_apps::{composite_app_list, composite_app_create, composite_app_get, composite_app_replace, composite_app_delete},
+        apps::{app_list, app_create, app_get, app_replace, app_delete},
+        traffic_intent_sets::{traffic_intent_set_list, traffic_intent_set_create, traffic_intent_set_get, traffic_intent_set_replace, traffic_intent_set_delete},
+        inbound_intents::{inbound_intent_list, inbound_intent_create, inbound_intent_get, inbound_intent_replace, inbound_intent_delete},
+        clients::{client_list, client_create, client_get, client_replace, client_delete},
+        security_intents::{security_intent_list, security_intent_create, security_intent_get, security_intent_replace, security_intent_delete},
+        outbound_intents::{outbound_intent_list, outbound_intent_create, outbound_intent_get, outbound_intent_replace, outbound_intent_delete},
+        route_intents::{route_intent_list, route_intent_create, route_intent_get, route_intent_replace, route_intent_delete},
+    );
+}

@@ -1,0 +1,71 @@
+//! The service's error type, independent of HTTP; `api::problem` maps it to RFC 9457 responses.
+
+use crate::domain::violations::FieldError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request cannot be read: malformed JSON, unknown fields, wrong types, bad query.
+    #[error("{detail}")]
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// The body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A resource or one of its ancestors does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A duplicate name, or a delete of something still in use.
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` named a revision that is no longer current.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The request is well-formed but breaks a rule (value ranges, references, fit).
+    #[error("{detail}")]
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// The service cannot answer now (e.g. the database is down).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure. The cause is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(errors: Vec<FieldError>) -> Error {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        Error::Invalid { detail, errors }
+    }
+
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Error {
+        Error::Internal(format!("{context}: {cause}"))
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        match &e {
+            StoreError::Database(sqlx::Error::PoolTimedOut)
+            | StoreError::Database(sqlx::Error::Io(_))
+            | StoreError::Database(sqlx::Error::PoolClosed) => {
+                Error::Unavailable("the database is not reachable".into())
+            }
+            _ => Error::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Loading what a write is checked against, and the per-kind checks that need it.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::domain::app::AppSpec;
+use crate::domain::client::{ClientSpec, SecurityIntentSpec};
+use crate::domain::cluster::ClusterSpec;
+use crate::domain::inbound::InboundIntentSpec;
+use crate::domain::model::{ClientModel, InboundModel, IntentSetModel, SetAddress};
+use crate::domain::names::Name;
+use crate::domain::outbound::OutboundIntentSpec;
+use crate::domain::resource::{Kind, ResourcePath};
+use crate::domain::route::RouteIntentSpec;
+use crate::domain::rules;
+use crate::domain::violations::FieldError;
+use crate::error::{Error, Result};
+use crate::store::{ROOT_ID, ResourceRow, Tx};
+
+/// Parses a stored spec. Stored specs were valid when written; failing here is a bug or a
+/// database edited by hand.
+pub(crate) fn stored_spec<T: DeserializeOwned>(row: &ResourceRow) -> Result<T> {
+    serde_json::from_value(row.spec.0.clone()).map_err(|e| {
+        Error::internal(
+            &format!(
+                "stored {} \"{}\" ({}) does not parse",
+                row.kind, row.name, row.id
+            ),
+            e,
+        )
+    })
+}
+
+fn name_of(row: &ResourceRow) -> Result<Name> {
+    row.name
+        .parse()
+        .map_err(|e| Error::internal(&format!("stored name of {}", row.id), e))
+}
+
+/// Database ids of the resources in a model, by name, for storing references.
+#[derive(Debug, Default)]
+pub(crate) struct ModelIds {
+    pub clusters: BTreeMap<Name, Uuid>,
+    pub apps: BTreeMap<Name, Uuid>,
+    pub intents: BTreeMap<Name, Uuid>,
+}
+
+pub(crate) async fn load_clusters(
+    tx: &mut Tx,
+) -> Result<(BTreeMap<Name, ClusterSpec>, BTreeMap<Name, Uuid>)> {
+    let mut specs = BTreeMap::new();
+    let mut ids = BTreeMap::new();
+    for row in tx.children(ROOT_ID, Kind::Cluster).await? {
+        let name = name_of(&row)?;
+        specs.insert(name.clone(), stored_spec(&row)?);
+        ids.insert(name, row.id);
+    }
+    Ok((specs, ids))
+}
+
+/// Loads a traffic intent set with its composite app's apps and every cluster.
+pub(crate) async fn load_model(
+    tx: &mut Tx,
+    address: SetAddress,
+    composite_app_id: Uuid,
+    set_id: Uuid,
+) -> Result<(IntentSetModel, ModelIds)> {
+    let mut model = IntentSetModel::new(address);
+    let mut ids = ModelIds::default();
+    (model.clusters, ids.clusters) = load_clusters(tx).await?;
+    for row in tx.children(composite_app_id, Kind::App).await? {
+        let name = name_of(&row)?;
+        model
+            .apps
+            .insert(name.clone(), stored_spec::<AppSpec>(&row)?);
+        ids.apps.insert(name, row.id);
+    }
+    // Parents come before children in the subtree, so each row finds its parent placed.
+    let mut inbound_by_id: BTreeMap<Uuid, Name> = BTreeMap::new();
+    let mut client_by_id: BTreeMap<Uuid, (Name, Name)> = BTreeMap::new();
+    for row in tx.subtree(set_id).await? {
+        let Some(kind) = Kind::from_code(&row.kind) else {
+            continue;
+        };
+        let parent = row.parent_id.unwrap_or(ROOT_ID);
+        let name = name_of(&row)?;
+        match kind {
+            Kind::InboundIntent => {
+                model.inbound.insert(
+                    name.clone(),
+                    InboundModel {
+                        spec: stored_spec(&row)?,
+                        clients: BTreeMap::new(),
+                    },
+                );
+                inbound_by_id.insert(row.id, name.clone());
+                ids.intents.insert(name, row.id);
+            }
+            Kind::OutboundIntent => {
+                model.outbound.insert(name.clone(), stored_spec(&row)?);
+                ids.intents.insert(name, row.id);
+            }
+            Kind::RouteIntent => {
+                model.routes.insert(name.clone(), stored_spec(&row)?);
+                ids.intents.insert(name, row.id);
+            }
+            Kind::Client => {
+                let Some(inbound) = inbound_by_id.get(&parent) else {
+                    continue;
+                };
+                if let Some(i) = model.inbound.get_mut(inbound) {
+                    i.clients.insert(
+                        name.clone(),
+                        ClientModel {
+                            spec: stored_spec(&row)?,
+                            security_intents: BTreeMap::new(),
+                        },
+                    );
+                }
+                client_by_id.insert(row.id, (inbound.clone(), name));
+            }
+            Kind::SecurityIntent => {
+                let Some((inbound, client)) = client_by_id.get(&parent) else {
+                    continue;
+                };
+                if let Some(c) = model
+                    .inbound
+                    .get_mut(inbound)
+                    .and_then(|i| i.clients.get_mut(client))
+                {
+                    c.security_intents.insert(name, stored_spec(&row)?);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((model, ids))
+}
+
+/// A reference a resource holds, resolved to the target's id.
+pub(crate) type Reference = (String, Uuid);
+
+/// The resolved ancestors of a resource being written (root first; the resource itself is
+/// included when it exists).
+pub(crate) struct Ancestors<'a> {
+    pub path: &'a ResourcePath,
+    pub rows: &'a [ResourceRow],
+}
+
+impl Ancestors<'_> {
+    fn row(&self, kind: Kind) -> Option<&ResourceRow> {
+        let index = self.path.segments().iter().position(|(k, _)| *k == kind)?;
+        self.rows.get(index)
+    }
+
+    fn name(&self, kind: Kind) -> Result<Name> {
+        Ok(self
+            .path
+            .find(kind)
+            .ok_or_else(|| Error::internal("path", format!("no {kind} in {}", self.path.url())))?
+            .name
+            .clone())
+    }
+}
+
+fn invalid_or(errors: Vec<FieldError>, refs: Vec<Reference>) -> Result<Vec<Reference>> {
+    if errors.is_empty() {
+        Ok(refs)
+    } else {
+        Err(Error::invalid(errors))
+    }
+}
+
+fn parse<T: DeserializeOwned>(spec: &serde_json::Value) -> Result<T> {
+    serde_json::from_value(spec.clone()).map_err(|e| Error::internal("re-reading a parsed spec", e))
+}
+
+/// Checks a write (create or replace) of the resource at `ancestors.path` with `spec` against
+/// what it refers to, and returns the references to store.
+pub(crate) async fn check_write(
+    tx: &mut Tx,
+    ancestors: Ancestors<'_>,
+    spec: &serde_json::Value,
+) -> Result<Vec<Reference>> {
+    let kind = ancestors
+        .path
+        .kind()
+        .ok_or_else(|| Error::internal("path", "empty"))?;
+    let name = ancestors.name(kind)?;
+    match kind {
+        Kind::Cluster | Kind::Project | Kind::CompositeApp | Kind::TrafficIntentSet => {
+            Ok(Vec::new())
+        }
+        Kind::App => {
+            let app: AppSpec = parse(spec)?;
+            let (clusters, ids) = load_clusters(tx).await?;
+            let errors = rules::check_app(&app, &clusters);
+            let refs = app
+                .placement
+                .clusters
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    ids.get(c)
+                        .map(|id| (format!("/spec/placement/clusters/{i}"), *id))
+                })
+                .collect();
+            invalid_or(errors, refs)
+        }
+        Kind::InboundIntent
+        | Kind::Client
+        | Kind::SecurityIntent
+        | Kind::OutboundIntent
+        | Kind::RouteIntent => check_set_member(tx, &ancestors, kind, name, spec).await,
+    }
+}
+
+async fn check_set_member(
+    tx: &mut Tx,
+    ancestors: &Ancestors<'_>,
+    kind: Kind,
+    name: Name,
+    spec: &serde_json::Value,
+) -> Result<Vec<Reference>> {
+    let address = SetAddress::from_path(ancestors.path)
+        .ok_or_else(|| Error::internal("path", "no traffic intent set"))?;
+    let ca = ancestors
+        .row(Kind::CompositeApp)
+        .ok_or_else(|| Error::internal("path", "composite app unresolved"))?
+        .id;
+    let set = ancestors
+        .row(Kind::TrafficIntentSet)
+        .ok_or_else(|| Error::internal("path", "set unresolved"))?
+        .id;
+    let (mut model, ids) = load_model(tx, address, ca, set).await?;
+    let app_ref = |field: &str, app: &Name| ids.apps.get(app).map(|id| (field.to_owned(), *id));
+    match kind {
+        Kind::InboundIntent => {
+            let spec: InboundIntentSpec = parse(spec)?;
+            let refs = app_ref("/spec/app", &spec.app).into_iter().collect();
+            model
+                .inbound
+                .entry(name.clone())
+                .and_modify(|m| m.spec = spec.clone())
+                .or_insert(InboundModel {
+                    spec,
+                    clients: BTreeMap::new(),
+                });
+            invalid_or(rules::check_inbound(&model, &name), refs)
+        }
+        Kind::Client => {
+            let spec: ClientSpec = parse(spec)?;
+            let inbound = ancestors.name(Kind::InboundIntent)?;
+            let refs = app_ref("/spec/app", &spec.app).into_iter().collect();
+            if let Some(parent) = model.inbound.get_mut(&inbound) {
+                parent
+                    .clients
+                    .entry(name.clone())
+                    .and_modify(|c| c.spec = spec.clone())
+                    .or_insert(ClientModel {
+                        spec,
+                        security_intents: BTreeMap::new(),
+                    });
+            }
+            invalid_or(rules::check_client(&model, &inbound, &name), refs)
+        }
+        Kind::SecurityIntent => {
+            let spec: SecurityIntentSpec = parse(spec)?;
+            let inbound = ancestors.name(Kind::InboundIntent)?;
+            let client = ancestors.name(Kind::Client)?;
+            if let Some(c) = model
+                .inbound
+                .get_mut(&inbound)
+                .and_then(|i| i.clients.get_mut(&client))
+            {
+                c.security_intents.insert(name.clone(), spec);
+            }
+            invalid_or(
+                rules::check_security_intent(&model, &inbound, &client, &name),
+                Vec::new(),
+            )
+        }
+        Kind::OutboundIntent => {
+            let spec: OutboundIntentSpec = parse(spec)?;
+            let refs = spec
+                .clients
+                .iter()
+                .enumerate()
+                .filter_map(|(i, app)| app_ref(&format!("/spec/clients/{i}"), app))
+                .collect();
+            model.outbound.insert(name.clone(), spec);
+            invalid_or(rules::check_outbound(&model, &name), refs)
+        }
+        Kind::RouteIntent => {
+            let spec: RouteIntentSpec = parse(spec)?;
+            let target = spec
+                .target
+                .inbound_intent
+                .as_ref()
+                .map(|t| ("/spec/target/inboundIntent", t))
+                .or(spec
+                    .target
+                    .outbound_intent
+                    .as_ref()
+                    .map(|t| ("/spec/target/outboundIntent", t)));
+            let refs = target
+                .and_then(|(field, t)| ids.intents.get(t).map(|id| (field.to_owned(), *id)))
+                .into_iter()
+                .collect();
+            model.routes.insert(name.clone(), spec);
+            invalid_or(rules::check_route(&model, &name), refs)
+        }
+        _ => Ok(Vec::new()),
+    }
+}

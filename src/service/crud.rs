@@ -1,0 +1,473 @@
+//! Create, read, list, replace and delete for every kind of resource.
+
+use uuid::Uuid;
+
+use super::Service;
+use super::context::{Ancestors, check_write, stored_spec};
+use super::paging::{Page, PageToken};
+use crate::domain::envelopes::{Resource, SecretChange, SpecDefaults, StoredFacts};
+use crate::domain::resource::{Key, Kind, Metadata, ResourcePath};
+use crate::domain::violations::Violations;
+use crate::error::{Error, Result};
+use crate::store::{NewResource, ROOT_ID, ResourceRow, StoreError, Tx};
+
+/// An `If-Match` precondition: `*`, or a list of entity tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    Any,
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    /// Parses an `If-Match` header value (RFC 9110 section 13.1.1).
+    pub fn parse(header: &str) -> IfMatch {
+        let header = header.trim();
+        if header == "*" {
+            return IfMatch::Any;
+        }
+        IfMatch::Tags(
+            header
+                .split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Strong comparison: weak tags (`W/"..."`) never match.
+    fn matches(&self, revision: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Tags(tags) => tags.iter().any(|t| *t == etag(revision)),
+        }
+    }
+}
+
+/// The entity tag of a revision.
+pub fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// One page of a list, as typed resources.
+pub struct ListPage<R: Resource> {
+    pub items: Vec<R>,
+    pub next: Option<PageToken>,
+}
+
+/// What a delete removed.
+#[derive(Debug)]
+pub struct Deleted {
+    pub id: Uuid,
+}
+
+impl Service {
+    /// Resolves every resource along `path`, root first. A missing one is a 404 naming it.
+    async fn resolve(&self, tx: &mut Tx, path: &ResourcePath) -> Result<Vec<ResourceRow>> {
+        let mut rows: Vec<ResourceRow> = Vec::with_capacity(path.segments().len());
+        let mut parent = ROOT_ID;
+        let mut so_far = ResourcePath::root();
+        for (kind, key) in path.segments() {
+            so_far = so_far.child(*kind, key.clone());
+            let row = tx
+                .child(parent, *kind, key)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("{so_far} does not exist")))?;
+            parent = row.id;
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// Serializes writes that are checked against the same traffic intent set (PostgreSQL row
+    /// lock on the set; SQLite serializes all writes already). Elsewhere, locks `own`.
+    async fn lock_scope(
+        &self,
+        tx: &mut Tx,
+        path: &ResourcePath,
+        rows: &[ResourceRow],
+        own: Option<Uuid>,
+    ) -> Result<()> {
+        let set_index = path
+            .segments()
+            .iter()
+            .position(|(k, _)| *k == Kind::TrafficIntentSet);
+        let below_set = set_index.is_some_and(|i| i + 1 < path.segments().len());
+        match (set_index, own) {
+            (Some(i), _) if below_set => tx.lock(rows[i].id).await?,
+            (_, Some(id)) => tx.lock(id).await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn facts(
+        &self,
+        tx: &mut Tx,
+        kind: Kind,
+        rows: &[ResourceRow],
+    ) -> Result<Vec<StoredFacts>> {
+        if kind != Kind::Cluster {
+            return Ok(vec![StoredFacts::default(); rows.len()]);
+        }
+        let with_credentials = tx.credential_ids().await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredFacts {
+                kubeconfig_stored: with_credentials.contains(&r.id),
+            })
+            .collect())
+    }
+
+    pub async fn get<R: Resource>(&self, path: &ResourcePath) -> Result<R> {
+        let mut tx = self.store.begin_read().await?;
+        let rows = self.resolve(&mut tx, path).await?;
+        let row = rows
+            .last()
+            .ok_or_else(|| Error::internal("get", "empty path"))?;
+        let facts = self
+            .facts(&mut tx, R::KIND, std::slice::from_ref(row))
+            .await?;
+        to_resource(row, &facts[0])
+    }
+
+    pub async fn list<R: Resource>(
+        &self,
+        parent: &ResourcePath,
+        page: Page,
+    ) -> Result<ListPage<R>> {
+        let limit = page.limit()?;
+        let mut tx = self.store.begin_read().await?;
+        let rows = self.resolve(&mut tx, parent).await?;
+        let parent_id = rows.last().map_or(ROOT_ID, |r| r.id);
+        let after = page.after.unwrap_or(PageToken {
+            name: String::new(),
+            version: String::new(),
+        });
+        let mut items = tx
+            .children_page(parent_id, R::KIND, (&after.name, &after.version), limit + 1)
+            .await?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| PageToken {
+                name: r.name.clone(),
+                version: r.version.clone(),
+            })
+        } else {
+            None
+        };
+        let facts = self.facts(&mut tx, R::KIND, &items).await?;
+        let items = items
+            .iter()
+            .zip(&facts)
+            .map(|(row, facts)| to_resource(row, facts))
+            .collect::<Result<Vec<R>>>()?;
+        Ok(ListPage { items, next })
+    }
+
+    pub async fn create<R: Resource>(
+        &self,
+        parent: &ResourcePath,
+        body: R,
+    ) -> Result<(ResourcePath, R)> {
+        let (metadata, spec) = body.into_parts();
+        let metadata = metadata.writable();
+        let spec = spec.with_name_defaults(&metadata.name);
+        let key = Key {
+            name: metadata.name.clone(),
+            version: spec.version().cloned(),
+        };
+        let path = parent.child(R::KIND, key.clone());
+        check_write_only(&spec)?;
+        let new = new_resource(&metadata, &spec)?;
+        let secret = spec.secret_change();
+
+        let mut tx = self.store.begin_write().await?;
+        let rows = self.resolve(&mut tx, parent).await?;
+        let parent_id = rows.last().map_or(ROOT_ID, |r| r.id);
+        self.lock_scope(&mut tx, &path, &rows, None).await?;
+        let refs = check_write(
+            &mut tx,
+            Ancestors {
+                path: &path,
+                rows: &rows,
+            },
+            &new.spec,
+        )
+        .await?;
+        let row = match tx.insert(parent_id, R::KIND, &key, new).await {
+            Ok(row) => row,
+            Err(StoreError::Duplicate) => return Err(duplicate(&path)),
+            Err(e) => return Err(e.into()),
+        };
+        store_refs(&mut tx, row.id, &refs).await?;
+        let stored = self.apply_secret(&mut tx, row.id, secret).await?;
+        tx.commit().await?;
+        tracing::info!(resource = %path.url(), "created");
+        let facts = StoredFacts {
+            kubeconfig_stored: stored,
+        };
+        Ok((path, to_resource(&row, &facts)?))
+    }
+
+    pub async fn replace<R: Resource>(
+        &self,
+        path: &ResourcePath,
+        body: R,
+        if_match: Option<IfMatch>,
+    ) -> Result<R> {
+        let (metadata, spec) = body.into_parts();
+        let metadata = metadata.writable();
+        let spec = spec.with_name_defaults(&metadata.name);
+        let key = path
+            .key()
+            .ok_or_else(|| Error::internal("replace", "empty path"))?;
+        if metadata.name != key.name {
+            return Err(Error::invalid_field(
+                "/metadata/name",
+                format!(
+                    "must match the name in the URL (\"{}\"); resources cannot be renamed",
+                    key.name
+                ),
+            ));
+        }
+        if spec.version() != key.version.as_ref() {
+            return Err(Error::invalid_field(
+                "/spec/version",
+                format!(
+                    "must match the version in the URL (\"{}\")",
+                    key.version_str()
+                ),
+            ));
+        }
+        check_write_only(&spec)?;
+        let new = new_resource(&metadata, &spec)?;
+        let secret = spec.secret_change();
+
+        let mut tx = self.store.begin_write().await?;
+        let rows = self.resolve(&mut tx, path).await?;
+        let id = rows
+            .last()
+            .ok_or_else(|| Error::internal("replace", "empty path"))?
+            .id;
+        self.lock_scope(&mut tx, path, &rows, Some(id)).await?;
+        let current = tx
+            .by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
+        check_precondition(path, &current, if_match.as_ref())?;
+        let refs = check_write(&mut tx, Ancestors { path, rows: &rows }, &new.spec).await?;
+        let unchanged = current.description == new.description
+            && current.user_data1 == new.user_data1
+            && current.user_data2 == new.user_data2
+            && current.spec.0 == new.spec
+            && matches!(secret, SecretChange::Keep);
+        if !unchanged {
+            tx.update(id, new).await?;
+            store_refs(&mut tx, id, &refs).await?;
+            self.apply_secret(&mut tx, id, secret).await?;
+        }
+        let row = tx
+            .by_id(id)
+            .await?
+            .ok_or_else(|| Error::internal("replace", "row vanished"))?;
+        let facts = self
+            .facts(&mut tx, R::KIND, std::slice::from_ref(&row))
+            .await?;
+        tx.commit().await?;
+        if !unchanged {
+            tracing::info!(resource = %path.url(), revision = row.revision, "replaced");
+        }
+        to_resource(&row, &facts[0])
+    }
+
+    pub async fn delete(
+        &self,
+        path: &ResourcePath,
+        cascade: bool,
+        if_match: Option<IfMatch>,
+    ) -> Result<Deleted> {
+        let mut tx = self.store.begin_write().await?;
+        let rows = self.resolve(&mut tx, path).await?;
+        let id = rows
+            .last()
+            .ok_or_else(|| Error::internal("delete", "empty path"))?
+            .id;
+        self.lock_scope(&mut tx, path, &rows, Some(id)).await?;
+        let current = tx
+            .by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
+        check_precondition(path, &current, if_match.as_ref())?;
+        match tx.delete(id, cascade).await {
+            Ok(()) => {
+                tx.commit().await?;
+                tracing::info!(resource = %path.url(), cascade, "deleted");
+                Ok(Deleted { id })
+            }
+            Err(StoreError::ForeignKey) => {
+                // The failed statement ends the transaction on PostgreSQL; explain from a new one.
+                drop(tx);
+                Err(self.explain_in_use(path, id, cascade).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn explain_in_use(&self, path: &ResourcePath, id: Uuid, cascade: bool) -> Result<Error> {
+        let mut tx = self.store.begin_read().await?;
+        let mut reasons = Vec::new();
+        let children = tx.count_children(id).await?;
+        if children > 0 && !cascade {
+            reasons.push(format!(
+                "it has {children} child resource{}; delete them first or use ?cascade=true",
+                if children == 1 { "" } else { "s" }
+            ));
+        }
+        let referrers = tx.referrers(id).await?;
+        if !referrers.is_empty() {
+            let list: Vec<String> = referrers
+                .iter()
+                .map(|r| {
+                    let noun =
+                        Kind::from_code(&r.kind).map_or(r.kind.clone(), |k| k.noun().to_owned());
+                    format!("{noun} \"{}\" ({})", r.name, r.field)
+                })
+                .collect();
+            reasons.push(format!("it is referenced by {}", list.join(", ")));
+        }
+        if reasons.is_empty() {
+            // With cascade, something inside the subtree is referenced from outside it.
+            reasons.push(
+                "a resource below it is referenced from outside; delete that reference first"
+                    .into(),
+            );
+        }
+        Ok(Error::Conflict(format!(
+            "{path} cannot be deleted: {}",
+            reasons.join("; ")
+        )))
+    }
+
+    /// Stores, removes or keeps a cluster's kubeconfig. Returns whether one is stored after.
+    async fn apply_secret(&self, tx: &mut Tx, id: Uuid, change: SecretChange) -> Result<bool> {
+        match change {
+            SecretChange::Keep => Ok(tx.credential(id).await?.is_some()),
+            SecretChange::Remove => {
+                tx.delete_credential(id).await?;
+                Ok(false)
+            }
+            SecretChange::Set(kubeconfig) => {
+                let sealed = self
+                    .secrets
+                    .seal(kubeconfig.expose().as_bytes(), id.as_bytes());
+                tx.put_credential(id, &sealed).await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn check_precondition(
+    path: &ResourcePath,
+    row: &ResourceRow,
+    if_match: Option<&IfMatch>,
+) -> Result<()> {
+    match if_match {
+        Some(m) if !m.matches(row.revision) => Err(Error::PreconditionFailed(format!(
+            "{path} is at revision {} (ETag {}); If-Match did not name it. Fetch it again and retry.",
+            row.revision,
+            etag(row.revision)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn check_write_only<S: SpecDefaults>(spec: &S) -> Result<()> {
+    let mut v = Violations::new();
+    spec.check_write_only(&mut v);
+    v.into_result().map_err(Error::invalid)
+}
+
+fn duplicate(path: &ResourcePath) -> Error {
+    let (kind, key) = path.segments().last().expect("non-empty path");
+    let parent = path.parent();
+    let scope = if kind.name_scope() == "intent" {
+        " (inbound, outbound and route intents share one set of names, because generated object names derive from them)"
+    } else {
+        ""
+    };
+    let within = if parent.segments().is_empty() {
+        String::new()
+    } else {
+        format!(" in {parent}")
+    };
+    let noun = if kind.name_scope() == "intent" {
+        "an intent"
+    } else {
+        kind.noun()
+    };
+    Error::Conflict(format!("{noun} {key} already exists{within}{scope}"))
+}
+
+async fn store_refs(tx: &mut Tx, id: Uuid, refs: &[(String, Uuid)]) -> Result<()> {
+    match tx.set_refs(id, refs).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::ForeignKey) => Err(Error::Conflict(
+            "a resource this one refers to was deleted at the same moment; retry".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn new_resource<S: serde::Serialize>(metadata: &Metadata, spec: &S) -> Result<NewResource> {
+    Ok(NewResource {
+        description: metadata.description.as_ref().map(|d| d.to_string()),
+        user_data1: metadata.user_data1.as_ref().map(|d| d.to_string()),
+        user_data2: metadata.user_data2.as_ref().map(|d| d.to_string()),
+        spec: serde_json::to_value(spec).map_err(|e| Error::internal("serializing a spec", e))?,
+    })
+}
+
+/// A stored row as its kind's envelope.
+pub(crate) fn to_resource<R: Resource>(row: &ResourceRow, facts: &StoredFacts) -> Result<R> {
+    fn text<T: TryFrom<String, Error = String>>(
+        value: &Option<String>,
+        what: &str,
+        id: Uuid,
+    ) -> Result<Option<T>> {
+        value
+            .clone()
+            .map(T::try_from)
+            .transpose()
+            .map_err(|e| Error::internal(&format!("stored {what} of {id}"), e))
+    }
+    let metadata = Metadata {
+        name: row
+            .name
+            .parse()
+            .map_err(|e: String| Error::internal("stored name", e))?,
+        description: text(&row.description, "description", row.id)?,
+        user_data1: text(&row.user_data1, "userData1", row.id)?,
+        user_data2: text(&row.user_data2, "userData2", row.id)?,
+        uid: Some(row.id),
+        revision: Some(row.revision),
+        created_at: Some(row.created_at),
+        updated_at: Some(row.updated_at),
+    };
+    Ok(R::from_parts(metadata, stored_spec(row)?, facts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_uses_strong_comparison() {
+        assert!(IfMatch::parse("*").matches(7));
+        assert!(IfMatch::parse("\"7\"").matches(7));
+        assert!(IfMatch::parse("\"6\", \"7\"").matches(7));
+        assert!(!IfMatch::parse("W/\"7\"").matches(7));
+        assert!(!IfMatch::parse("\"6\"").matches(7));
+        assert!(!IfMatch::parse("7").matches(7));
+    }
+}

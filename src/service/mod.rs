@@ -1,0 +1,28 @@
+//! What the API does, independent of HTTP: resource CRUD with its rules, rendering, deploys.
+
+mod context;
+mod crud;
+mod paging;
+
+use crate::crypto::SecretBox;
+use crate::store::Store;
+
+pub use crud::{Deleted, IfMatch, ListPage, etag};
+pub use paging::{Page, PageToken};
+
+/// The service: a store and the key for secrets at rest.
+#[derive(Clone, Debug)]
+pub struct Service {
+    store: Store,
+    secrets: SecretBox,
+}
+
+impl Service {
+    pub fn new(store: Store, secrets: SecretBox) -> Self {
+        Self { store, secrets }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}

@@ -1,0 +1,150 @@
+//! Builds the application from settings and binds its listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service as _};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::{self, fallback};
+use crate::configuration::Settings;
+use crate::error::Error;
+use crate::service::Service;
+
+/// Largest request body accepted (kubeconfigs can be tens of kilobytes).
+const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] crate::store::StoreError),
+    #[error("secret key: {0}")]
+    SecretKey(#[from] crate::crypto::CryptoError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    service: Service,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        tracing::info!(database = %settings.database.describe(), "connecting");
+        let store = settings.database.connect().await?;
+        store.migrate().await?;
+        let secrets = settings.secret_key.load()?;
+        let service = Service::new(store, secrets);
+        let listener =
+            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Listen {
+                address: settings.listen.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                address: settings.listen.clone(),
+                source,
+            })?
+            .port();
+        let server =
+            run(listener, service.clone(), settings).map_err(|source| StartupError::Listen {
+                address: settings.listen.clone(),
+                source,
+            })?;
+        tracing::info!(address = %settings.listen, port, "listening; API documentation at /swagger-ui/");
+        Ok(Self {
+            port,
+            server,
+            service,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Serves until the server is stopped (SIGTERM/SIGINT when signals are handled), then
+    /// closes the database pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.service.store().close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn run(listener: TcpListener, service: Service, settings: &Settings) -> std::io::Result<Server> {
+    let openapi = Arc::new(api::openapi());
+    let routes = web::Data::new(fallback::RouteTable::from_openapi(&openapi));
+    let service = web::Data::new(service);
+    let mut server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .app_data(service.clone())
+            .app_data(routes.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                Error::BadRequest {
+                    detail: format!("bad query parameters: {err}"),
+                    errors: Vec::new(),
+                }
+                .into()
+            }))
+            .configure(api::routes)
+            .split_for_parts();
+        app.service(
+            SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", (*openapi).clone()),
+        )
+        .route(
+            "/swagger-ui",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/swagger-ui/"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(fallback::not_routed))
+        .wrap(ErrorHandlers::new().default_handler(fallback::to_problem))
+        .wrap_fn(|req, srv| {
+            let started = Instant::now();
+            let method = req.method().clone();
+            let path = req.path().to_owned();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await?;
+                let status = res.status();
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                if status == StatusCode::INTERNAL_SERVER_ERROR {
+                    tracing::error!(%method, %path, status = status.as_u16(), ms, "request");
+                } else {
+                    tracing::info!(%method, %path, status = status.as_u16(), ms, "request");
+                }
+                Ok(res)
+            }
+        })
+    })
+    .shutdown_timeout(settings.shutdown_timeout);
+    if !settings.handle_signals {
+        server = server.disable_signals();
+    }
+    if let Some(workers) = settings.workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

@@ -1,0 +1,201 @@
+//! The only place with SQL. One `Store` speaks to PostgreSQL (production) or to an embedded
+//! SQLite file (the zero-setup default); both run the same statements unless noted.
+
+mod resources;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+pub use resources::{NewResource, ROOT_ID, Referrer, ResourceRow};
+
+/// Why a store operation failed, in terms the service layer can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint: a sibling with the same name exists.
+    #[error("duplicate")]
+    Duplicate,
+    /// A foreign key: the row is still referenced (by children or by other resources), or a
+    /// referenced row is gone.
+    #[error("foreign key violation")]
+    ForeignKey,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Maps constraint violations by their kind (never by message text).
+    fn classify(error: sqlx::Error) -> StoreError {
+        if let Some(db) = error.as_database_error() {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => return StoreError::Duplicate,
+                sqlx::error::ErrorKind::ForeignKeyViolation => return StoreError::ForeignKey,
+                _ => {}
+            }
+        }
+        StoreError::Database(error)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A connection pool to one of the two backends.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// One transaction. Dropping it without `commit` rolls it back.
+pub struct Tx {
+    inner: TxInner,
+}
+
+enum TxInner {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, for either backend. The
+/// body is compiled twice, so each backend's types are checked on their own.
+macro_rules! on_conn {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::store::TxInner::Postgres(t) => {
+                let $conn: &mut sqlx::PgConnection = &mut **t;
+                $body
+            }
+            $crate::store::TxInner::Sqlite(t) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_conn;
+
+/// Connection settings for PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PostgresSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Store {
+    pub async fn connect_postgres(settings: &PostgresSettings) -> StoreResult<Store> {
+        let options = PgConnectOptions::from_str(&settings.url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            backend: Backend::Postgres(pool),
+        })
+    }
+
+    /// Opens (creating if needed) the embedded SQLite database at `path`.
+    pub async fn connect_sqlite(path: &Path) -> StoreResult<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Backend::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing mid-way.
+    pub async fn begin_write(&self) -> StoreResult<Tx> {
+        let inner = match &self.backend {
+            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        };
+        Ok(Tx { inner })
+    }
+
+    /// A transaction that only reads (a consistent snapshot on both backends).
+    pub async fn begin_read(&self) -> StoreResult<Tx> {
+        let inner = match &self.backend {
+            Backend::Postgres(pool) => TxInner::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+            Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.inner {
+            TxInner::Postgres(t) => t.commit().await?,
+            TxInner::Sqlite(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner, TxInner::Postgres(_))
+    }
+}

@@ -1,0 +1,346 @@
+//! Rows of the resource tree, their references and the clusters' encrypted credentials.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{StoreError, StoreResult, Tx, TxInner, on_conn};
+use crate::domain::resource::{Key, Kind};
+
+/// The root row every cluster and project hangs off.
+pub const ROOT_ID: Uuid = Uuid::nil();
+
+/// A stored resource. `spec` holds the kind's spec as written (defaults applied).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ResourceRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub user_data1: Option<String>,
+    pub user_data2: Option<String>,
+    pub spec: Json<serde_json::Value>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a create or replace writes.
+#[derive(Clone, Debug)]
+pub struct NewResource {
+    pub description: Option<String>,
+    pub user_data1: Option<String>,
+    pub user_data2: Option<String>,
+    pub spec: serde_json::Value,
+}
+
+/// A resource that references another one.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Referrer {
+    pub kind: String,
+    pub name: String,
+    pub field: String,
+}
+
+/// Timestamps are kept at microsecond precision, what PostgreSQL stores, so that both
+/// backends return the same value that was written.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+// The statements below are shared by both backends (see `on_conn!`).
+const SELECT_CHILD: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+     FROM resources WHERE parent_id = $1 AND kind = $2 AND name = $3 AND version = $4";
+const SELECT_BY_ID: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+     FROM resources WHERE id = $1";
+const LIST_CHILDREN: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+     FROM resources WHERE parent_id = $1 AND kind = $2 AND (name, version) > ($3, $4) \
+     ORDER BY name, version LIMIT $5";
+const LIST_ALL_CHILDREN: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+     FROM resources WHERE parent_id = $1 AND kind = $2 ORDER BY name, version";
+const INSERT: &str = "INSERT INTO resources \
+     (id, kind, parent_id, name_scope, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)";
+const UPDATE: &str = "UPDATE resources SET description = $2, user_data1 = $3, user_data2 = $4, spec = $5, \
+     revision = revision + 1, updated_at = $6 WHERE id = $1";
+const DELETE_ONE: &str = "DELETE FROM resources WHERE id = $1";
+const DELETE_SUBTREE: &str = "DELETE FROM resources WHERE id IN ( \
+     WITH RECURSIVE subtree(id) AS ( \
+       SELECT id FROM resources WHERE id = $1 \
+       UNION ALL SELECT r.id FROM resources r JOIN subtree s ON r.parent_id = s.id) \
+     SELECT id FROM subtree)";
+/// References held by a subtree. They go before the subtree itself: on PostgreSQL the
+/// `ON DELETE CASCADE` of `resource_refs.from_id` and the check of `resource_refs.to_id` are
+/// separate triggers, and the check may run before the cascade has removed the reference.
+const DELETE_SUBTREE_REFS: &str = "DELETE FROM resource_refs WHERE from_id IN ( \
+     WITH RECURSIVE subtree(id) AS ( \
+       SELECT id FROM resources WHERE id = $1 \
+       UNION ALL SELECT r.id FROM resources r JOIN subtree s ON r.parent_id = s.id) \
+     SELECT id FROM subtree)";
+const SELECT_SUBTREE: &str = "WITH RECURSIVE subtree(id, depth) AS ( \
+       SELECT id, 0 FROM resources WHERE id = $1 \
+       UNION ALL SELECT r.id, s.depth + 1 FROM resources r JOIN subtree s ON r.parent_id = s.id) \
+     SELECT r.id, r.kind, r.parent_id, r.name, r.version, r.description, r.user_data1, r.user_data2, r.spec, r.revision, r.created_at, r.updated_at \
+     FROM resources r JOIN subtree s ON r.id = s.id ORDER BY s.depth, r.kind, r.name, r.version";
+const COUNT_CHILDREN: &str = "SELECT COUNT(*) FROM resources WHERE parent_id = $1";
+const REFERRERS: &str = "SELECT r.kind, r.name, rr.field FROM resource_refs rr \
+     JOIN resources r ON r.id = rr.from_id WHERE rr.to_id = $1 ORDER BY r.kind, r.name, rr.field LIMIT 20";
+const DELETE_REFS: &str = "DELETE FROM resource_refs WHERE from_id = $1";
+const INSERT_REF: &str = "INSERT INTO resource_refs (from_id, field, to_id) VALUES ($1, $2, $3)";
+const UPSERT_CREDENTIAL: &str = "INSERT INTO cluster_credentials (cluster_id, ciphertext) VALUES ($1, $2) \
+     ON CONFLICT (cluster_id) DO UPDATE SET ciphertext = excluded.ciphertext";
+const DELETE_CREDENTIAL: &str = "DELETE FROM cluster_credentials WHERE cluster_id = $1";
+const SELECT_CREDENTIAL: &str = "SELECT ciphertext FROM cluster_credentials WHERE cluster_id = $1";
+const SELECT_CREDENTIAL_IDS: &str = "SELECT cluster_id FROM cluster_credentials";
+
+impl Tx {
+    /// The child of `parent` with this kind and key.
+    pub async fn child(
+        &mut self,
+        parent: Uuid,
+        kind: Kind,
+        key: &Key,
+    ) -> StoreResult<Option<ResourceRow>> {
+        let row = on_conn!(self, |c| {
+            sqlx::query_as::<_, ResourceRow>(SELECT_CHILD)
+                .bind(parent)
+                .bind(kind.code())
+                .bind(key.name.as_str())
+                .bind(key.version_str())
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
+    pub async fn by_id(&mut self, id: Uuid) -> StoreResult<Option<ResourceRow>> {
+        let row = on_conn!(self, |c| {
+            sqlx::query_as::<_, ResourceRow>(SELECT_BY_ID)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row)
+    }
+
+    /// A page of `parent`'s children of `kind`, after the key `(name, version)`, in key order.
+    pub async fn children_page(
+        &mut self,
+        parent: Uuid,
+        kind: Kind,
+        after: (&str, &str),
+        limit: u32,
+    ) -> StoreResult<Vec<ResourceRow>> {
+        let rows = on_conn!(self, |c| {
+            sqlx::query_as::<_, ResourceRow>(LIST_CHILDREN)
+                .bind(parent)
+                .bind(kind.code())
+                .bind(after.0)
+                .bind(after.1)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// Every child of `parent` of `kind`, in key order.
+    pub async fn children(&mut self, parent: Uuid, kind: Kind) -> StoreResult<Vec<ResourceRow>> {
+        let rows = on_conn!(self, |c| {
+            sqlx::query_as::<_, ResourceRow>(LIST_ALL_CHILDREN)
+                .bind(parent)
+                .bind(kind.code())
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// The resource `id` and all its descendants, parents before children.
+    pub async fn subtree(&mut self, id: Uuid) -> StoreResult<Vec<ResourceRow>> {
+        let rows = on_conn!(self, |c| {
+            sqlx::query_as::<_, ResourceRow>(SELECT_SUBTREE)
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// Inserts a resource; a sibling with the same name (and name scope) is `Duplicate`.
+    pub async fn insert(
+        &mut self,
+        parent: Uuid,
+        kind: Kind,
+        key: &Key,
+        new: NewResource,
+    ) -> StoreResult<ResourceRow> {
+        let id = Uuid::new_v4();
+        let now = now();
+        let spec = Json(new.spec);
+        let result = on_conn!(self, |c| {
+            sqlx::query(INSERT)
+                .bind(id)
+                .bind(kind.code())
+                .bind(parent)
+                .bind(kind.name_scope())
+                .bind(key.name.as_str())
+                .bind(key.version_str())
+                .bind(new.description.as_deref())
+                .bind(new.user_data1.as_deref())
+                .bind(new.user_data2.as_deref())
+                .bind(&spec)
+                .bind(now)
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+        });
+        result.map_err(StoreError::classify)?;
+        Ok(ResourceRow {
+            id,
+            kind: kind.code().to_owned(),
+            parent_id: Some(parent),
+            name: key.name.to_string(),
+            version: key.version_str().to_owned(),
+            description: new.description,
+            user_data1: new.user_data1,
+            user_data2: new.user_data2,
+            spec,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Replaces a resource's writable fields and bumps its revision.
+    pub async fn update(&mut self, id: Uuid, new: NewResource) -> StoreResult<()> {
+        let spec = Json(new.spec);
+        on_conn!(self, |c| {
+            sqlx::query(UPDATE)
+                .bind(id)
+                .bind(new.description.as_deref())
+                .bind(new.user_data1.as_deref())
+                .bind(new.user_data2.as_deref())
+                .bind(&spec)
+                .bind(now())
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes one resource, or its whole subtree. Children (without `cascade`) or references
+    /// from outside the deleted rows make it fail with `ForeignKey`, atomically.
+    pub async fn delete(&mut self, id: Uuid, cascade: bool) -> StoreResult<()> {
+        if cascade {
+            on_conn!(self, |c| {
+                sqlx::query(DELETE_SUBTREE_REFS)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+            });
+        }
+        let sql = if cascade { DELETE_SUBTREE } else { DELETE_ONE };
+        let result = on_conn!(self, |c| {
+            sqlx::query(sql).bind(id).execute(&mut *c).await.map(|_| ())
+        });
+        result.map_err(StoreError::classify)
+    }
+
+    pub async fn count_children(&mut self, id: Uuid) -> StoreResult<i64> {
+        let n = on_conn!(self, |c| {
+            sqlx::query_scalar::<_, i64>(COUNT_CHILDREN)
+                .bind(id)
+                .fetch_one(&mut *c)
+                .await?
+        });
+        Ok(n)
+    }
+
+    /// Who references `id` (for "in use" messages).
+    pub async fn referrers(&mut self, id: Uuid) -> StoreResult<Vec<Referrer>> {
+        let rows = on_conn!(self, |c| {
+            sqlx::query_as::<_, Referrer>(REFERRERS)
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// Replaces the references held by `from`. A target deleted meanwhile is `ForeignKey`.
+    pub async fn set_refs(&mut self, from: Uuid, refs: &[(String, Uuid)]) -> StoreResult<()> {
+        on_conn!(self, |c| {
+            sqlx::query(DELETE_REFS).bind(from).execute(&mut *c).await?;
+        });
+        for (field, to) in refs {
+            let result = on_conn!(self, |c| {
+                sqlx::query(INSERT_REF)
+                    .bind(from)
+                    .bind(field.as_str())
+                    .bind(*to)
+                    .execute(&mut *c)
+                    .await
+                    .map(|_| ())
+            });
+            result.map_err(StoreError::classify)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the row lock of `id` until the transaction ends, so that writes checked against
+    /// the same resources happen one after the other. (SQLite's `BEGIN IMMEDIATE` already
+    /// serializes every write.)
+    pub async fn lock(&mut self, id: Uuid) -> StoreResult<()> {
+        if let TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT id FROM resources WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn put_credential(&mut self, cluster: Uuid, ciphertext: &[u8]) -> StoreResult<()> {
+        on_conn!(self, |c| {
+            sqlx::query(UPSERT_CREDENTIAL)
+                .bind(cluster)
+                .bind(ciphertext)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_credential(&mut self, cluster: Uuid) -> StoreResult<()> {
+        on_conn!(self, |c| {
+            sqlx::query(DELETE_CREDENTIAL)
+                .bind(cluster)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn credential(&mut self, cluster: Uuid) -> StoreResult<Option<Vec<u8>>> {
+        let bytes = on_conn!(self, |c| {
+            sqlx::query_scalar::<_, Vec<u8>>(SELECT_CREDENTIAL)
+                .bind(cluster)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(bytes)
+    }
+
+    /// Ids of the clusters that have a stored credential.
+    pub async fn credential_ids(&mut self) -> StoreResult<Vec<Uuid>> {
+        let ids = on_conn!(self, |c| {
+            sqlx::query_scalar::<_, Uuid>(SELECT_CREDENTIAL_IDS)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(ids)
+    }
+}

@@ -1,0 +1,348 @@
+//! Starts the real application (real HTTP, real database) for one test.
+//!
+//! Every test runs twice: on a fresh SQLite file, and on a fresh PostgreSQL schema when
+//! `MESHINTENT_TEST_POSTGRES` holds a PostgreSQL URL. Each PostgreSQL run appends its name to
+//! `MESHINTENT_TEST_PG_LOG` (if set), so CI can prove the PostgreSQL tests really ran.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use meshintent::configuration::{DatabaseSettings, SecretKeySource, Settings};
+use meshintent::crypto::SecretBox;
+use meshintent::startup::Application;
+use meshintent::store::PostgresSettings;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    /// The SQLite file, or the PostgreSQL URL with the test's schema.
+    pub database: DatabaseLocation,
+    dir: PathBuf,
+}
+
+pub enum DatabaseLocation {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The PostgreSQL server URL for tests, if enabled.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("MESHINTENT_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Creates a fresh schema and returns a URL whose connections use it.
+pub async fn fresh_postgres_schema(base: &str) -> String {
+    use sqlx::Connection;
+    let schema = format!("mi_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("MESHINTENT_TEST_POSTGRES must point to a reachable PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[search_path]={schema}")
+}
+
+fn record_postgres_run(test: &str) {
+    if let Ok(path) = std::env::var("MESHINTENT_TEST_PG_LOG") {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open MESHINTENT_TEST_PG_LOG");
+        writeln!(file, "{test}").expect("write MESHINTENT_TEST_PG_LOG");
+    }
+}
+
+/// Starts the app on `backend`, or returns None when PostgreSQL tests are not enabled.
+pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
+    let dir = std::env::temp_dir().join(format!("meshintent-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (database, location, secret_key) = match backend {
+        Backend::Sqlite => {
+            let path = dir.join("meshintent.db");
+            let db = DatabaseSettings::Sqlite { path: path.clone() };
+            let key = SecretKeySource::resolve(None, &db).unwrap();
+            (db, DatabaseLocation::Sqlite(path), key)
+        }
+        Backend::Postgres => {
+            let Some(base) = postgres_url() else {
+                eprintln!(
+                    "{test}: PostgreSQL run skipped (set MESHINTENT_TEST_POSTGRES to enable)"
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+                return None;
+            };
+            record_postgres_run(test);
+            let url = fresh_postgres_schema(&base).await;
+            let db = DatabaseSettings::Postgres(PostgresSettings {
+                url: url.clone(),
+                max_connections: 20,
+            });
+            (
+                db,
+                DatabaseLocation::Postgres(url),
+                SecretKeySource::Value(SecretBox::generate_key()),
+            )
+        }
+    };
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database,
+        secret_key,
+        handle_signals: false,
+        shutdown_timeout: 1,
+        workers: Some(2),
+    };
+    let app = Application::build(&settings)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        backend,
+        database: location,
+        dir,
+    })
+}
+
+/// A response read whole: status, headers and JSON body.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {:#}",
+            self.body
+        );
+        self
+    }
+
+    /// Asserts an RFC 9457 problem with this status that names `field`.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, field: &str) -> Reply {
+        let reply = self.expect(status);
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json"),
+            "errors are problem+json"
+        );
+        for key in ["type", "title", "status", "detail"] {
+            assert!(
+                reply.body.get(key).is_some(),
+                "problem lacks {key}: {}",
+                reply.body
+            );
+        }
+        let fields: Vec<&str> = reply.body["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            fields.contains(&field),
+            "expected an error on {field}, got {fields:?}: {}",
+            reply.body
+        );
+        reply
+    }
+
+    /// The message of the error on `field`.
+    pub fn message(&self, field: &str) -> String {
+        self.body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["field"] == field)
+            .and_then(|e| e["message"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+pub async fn read(response: Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(&body), &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::PUT, path, Some(&body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.request(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn raw(&self, method: Method, path: &str, content_type: &str, body: &str) -> Reply {
+        let req = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_owned());
+        read(req.send().await.unwrap()).await
+    }
+
+    /// The storefront scenario of the original design: clusters, project `shop`, composite
+    /// app `storefront` v1 with apps `httpbin` (cluster01) and `sleep` (cluster02), set `default`.
+    pub async fn seed_storefront(&self) {
+        for (name, address) in [
+            ("cluster01", "198.51.100.10"),
+            ("cluster02", "198.51.100.20"),
+        ] {
+            self.post(
+                "/v2/clusters",
+                json!({
+                    "metadata": {"name": name},
+                    "spec": {"identity": format!("{name}.mesh.example.com"),
+                             "istio": {"ingressGateway": {"address": address}}}
+                }),
+            )
+            .await
+            .expect(201);
+        }
+        self.post("/v2/projects", json!({"metadata": {"name": "shop"}}))
+            .await
+            .expect(201);
+        self.post(
+            "/v2/projects/shop/composite-apps",
+            json!({"metadata": {"name": "storefront"}, "spec": {"version": "v1"}}),
+        )
+        .await
+        .expect(201);
+        for (app, cluster) in [("httpbin", "cluster01"), ("sleep", "cluster02")] {
+            self.post(
+                &format!("{CA}/apps"),
+                json!({
+                    "metadata": {"name": app},
+                    "spec": {"namespace": "default", "placement": {"clusters": [cluster]}}
+                }),
+            )
+            .await
+            .expect(201);
+        }
+        self.post(
+            &format!("{CA}/traffic-intent-sets"),
+            json!({"metadata": {"name": "default"}}),
+        )
+        .await
+        .expect(201);
+    }
+}
+
+pub const CA: &str = "/v2/projects/shop/composite-apps/storefront/v1";
+pub const SET: &str = "/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default";
+
+pub fn httpbin_intent() -> Value {
+    json!({
+        "metadata": {"name": "httpbin", "description": "httpbin with circuit breaking"},
+        "spec": {
+            "app": "httpbin", "serviceName": "httpbin", "port": 8000, "protocol": "HTTP",
+            "trafficPolicy": {
+                "connectionPool": {"maxConnections": 10, "connectTimeout": "10s"},
+                "outlierDetection": {"consecutive5xxErrors": 7, "interval": "5m", "baseEjectionTime": "15m"}
+            }
+        }
+    })
+}
+
+/// Runs the test body on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: $crate::helpers::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite, concat!(module_path!(), "::sqlite"))
+                    .await
+                    .unwrap();
+                run(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres, concat!(module_path!(), "::postgres")).await {
+                    run(app).await;
+                }
+            }
+        }
+    };
+}
