@@ -3,6 +3,7 @@
 pub mod app;
 pub mod client;
 pub mod cluster;
+pub mod credentials;
 pub mod envelopes;
 pub mod hosts;
 pub mod http;
