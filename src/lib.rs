@@ -5,6 +5,7 @@ pub mod configuration;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod istio;
 pub mod service;
 pub mod startup;
 pub mod store;
