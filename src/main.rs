@@ -72,6 +72,24 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Render an intent document into Istio objects, offline (no database, no network).
+    Render {
+        /// The intent document (YAML or JSON); `-` reads standard input.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Only this cluster's objects.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Output format: YAML (one document per object) or the manifests endpoint's JSON.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Yaml)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Yaml,
+    Json,
 }
 
 #[actix_web::main]
@@ -84,6 +102,50 @@ async fn main() -> ExitCode {
             eprintln!("meshintent: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `meshintent render`: errors name the field in the document, as the API would.
+fn render(
+    file: &std::path::Path,
+    cluster: Option<&str>,
+    output: OutputFormat,
+) -> Result<(), String> {
+    use meshintent::generate::output;
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("reading standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
+    };
+    let manifests = meshintent::offline::render_document(&text).map_err(|e| describe(&e))?;
+    let cluster = match cluster {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<meshintent::domain::names::Name>()
+                .map_err(|e| format!("--cluster: {e}"))?,
+        ),
+    };
+    let list = output::list(&manifests, cluster.as_ref());
+    match output {
+        OutputFormat::Yaml => print!("{}", output::yaml(&list)),
+        OutputFormat::Json => print!("{}", output::json(&list)),
+    }
+    Ok(())
+}
+
+/// An error as `detail`, then one `field: message` line per field.
+fn describe(error: &meshintent::error::Error) -> String {
+    use meshintent::error::Error;
+    match error {
+        Error::Invalid { errors, .. } | Error::BadRequest { errors, .. } if !errors.is_empty() => {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  {}: {}", e.field, e.message))
+                .collect();
+            format!("the document is invalid:\n{}", lines.join("\n"))
+        }
+        other => other.to_string(),
     }
 }
 
@@ -122,5 +184,10 @@ async fn run(command: Command) -> Result<(), String> {
             print!("{}", meshintent::api::openapi_json());
             Ok(())
         }
+        Command::Render {
+            file,
+            cluster,
+            output,
+        } => render(&file, cluster.as_deref(), output),
     }
 }

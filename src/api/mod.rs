@@ -5,6 +5,7 @@ pub mod fallback;
 pub mod health;
 pub mod problem;
 pub mod resources;
+pub mod sets;
 pub mod tree;
 
 use utoipa::OpenApi;
@@ -44,6 +45,8 @@ struct ApiDoc;
 /// Registers every documented endpoint (router and document share this one registration).
 pub fn routes(cfg: &mut ServiceConfig) {
     tree::register(cfg);
+    cfg.service(sets::traffic_intent_set_get);
+    cfg.service(sets::traffic_intent_set_manifests);
     cfg.service(health::healthz);
     cfg.service(health::readyz);
 }

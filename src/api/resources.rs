@@ -157,13 +157,48 @@ pub async fn delete<R: Resource>(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Declares the five endpoints of one kind, each documented for the OpenAPI document.
+/// Declares the endpoints of one kind, each documented for the OpenAPI document. With
+/// `get = custom`, the kind's GET item handler is written by hand (traffic intent sets).
 macro_rules! crud_endpoints {
     (
         resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
         collection = $collection:tt, item = $item:tt,
         params = [$(($pname:tt, $pdesc:tt)),*], item_params = [$(($iname:tt, $idesc:tt)),+],
         ops = ($list:ident, $create:ident, $get:ident, $replace:ident, $delete:ident)
+    ) => {
+        $crate::api::resources::crud_endpoints! {
+            resource = $resource, list_type = $list_type, tag = $tag, noun = $noun,
+            collection = $collection, item = $item,
+            params = [$(($pname, $pdesc)),*], item_params = [$(($iname, $idesc)),+],
+            ops = ($list, $create, $get, $replace, $delete), get = custom
+        }
+        $crate::api::resources::crud_endpoints!(@get $resource, $tag, $noun, $item, [$(($pname, $pdesc)),*], [$(($iname, $idesc)),+], $get);
+    };
+    (@get $resource:ty, $tag:tt, $noun:tt, $item:tt, [$(($pname:tt, $pdesc:tt)),*], [$(($iname:tt, $idesc:tt)),+], $get:ident) => {
+        #[utoipa::path(
+            get, path = $item, tag = $tag, operation_id = stringify!($get),
+            summary = concat!("Get a ", $noun),
+            params($(($pname = String, Path, description = $pdesc),)* $(($iname = String, Path, description = $idesc)),+),
+            responses(
+                (status = 200, description = "The resource", body = $resource,
+                 headers(("ETag" = String, description = "Entity tag of its revision"))),
+                (status = 404, description = "It or an ancestor does not exist", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+            )
+        )]
+        #[get($item)]
+        pub async fn $get(
+            svc: actix_web::web::Data<$crate::service::Service>,
+            req: actix_web::HttpRequest,
+        ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
+            $crate::api::resources::get::<$resource>(&svc, &req).await
+        }
+
+    };
+    (
+        resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
+        collection = $collection:tt, item = $item:tt,
+        params = [$(($pname:tt, $pdesc:tt)),*], item_params = [$(($iname:tt, $idesc:tt)),+],
+        ops = ($list:ident, $create:ident, $get:ident, $replace:ident, $delete:ident), get = custom
     ) => {
         #[utoipa::path(
             get, path = $collection, tag = $tag, operation_id = stringify!($list),
@@ -207,24 +242,6 @@ macro_rules! crud_endpoints {
             body: actix_web::web::Bytes,
         ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
             $crate::api::resources::create::<$resource>(&svc, &req, &body).await
-        }
-
-        #[utoipa::path(
-            get, path = $item, tag = $tag, operation_id = stringify!($get),
-            summary = concat!("Get a ", $noun),
-            params($(($pname = String, Path, description = $pdesc),)* $(($iname = String, Path, description = $idesc)),+),
-            responses(
-                (status = 200, description = "The resource", body = $resource,
-                 headers(("ETag" = String, description = "Entity tag of its revision"))),
-                (status = 404, description = "It or an ancestor does not exist", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
-            )
-        )]
-        #[get($item)]
-        pub async fn $get(
-            svc: actix_web::web::Data<$crate::service::Service>,
-            req: actix_web::HttpRequest,
-        ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
-            $crate::api::resources::get::<$resource>(&svc, &req).await
         }
 
         #[utoipa::path(

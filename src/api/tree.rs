@@ -55,7 +55,7 @@ pub mod traffic_intent_sets {
         collection = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets",
         item = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}",
         params = [("project", "Project name"), ("compositeApp", "Composite app name"), ("version", "Composite app version")], item_params = [("set", "Traffic intent set name")],
-        ops = (traffic_intent_set_list, traffic_intent_set_create, traffic_intent_set_get, traffic_intent_set_replace, traffic_intent_set_delete)
+        ops = (traffic_intent_set_list, traffic_intent_set_create, traffic_intent_set_get, traffic_intent_set_replace, traffic_intent_set_delete), get = custom
     }
 }
 
@@ -122,7 +122,7 @@ pub fn register(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         projects::{project_list, project_create, project_get, project_replace, project_delete},
         composite_apps::{composite_app_list, composite_app_create, composite_app_get, composite_app_replace, composite_app_delete},
         apps::{app_list, app_create, app_get, app_replace, app_delete},
-        traffic_intent_sets::{traffic_intent_set_list, traffic_intent_set_create, traffic_intent_set_get, traffic_intent_set_replace, traffic_intent_set_delete},
+        traffic_intent_sets::{traffic_intent_set_list, traffic_intent_set_create, traffic_intent_set_replace, traffic_intent_set_delete},
         inbound_intents::{inbound_intent_list, inbound_intent_create, inbound_intent_get, inbound_intent_replace, inbound_intent_delete},
         clients::{client_list, client_create, client_get, client_replace, client_delete},
         security_intents::{security_intent_list, security_intent_create, security_intent_get, security_intent_replace, security_intent_delete},

@@ -366,6 +366,10 @@ pub struct InboundIntentSpec {
     /// Every instance is addressed (as for a StatefulSet).
     #[serde(default)]
     pub headless: bool,
+    /// With `headless`: the instance host names (e.g. StatefulSet pod names `redis-0`, `redis-1`),
+    /// addressed as `<instance>.<service FQDN>`. Clients on other clusters get each instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<Name>,
     /// Whether the service's pods run an Istio sidecar. Without one only routing is possible:
     /// no mTLS, load balancing or circuit breaking.
     #[serde(default = "yes")]
@@ -443,6 +447,23 @@ impl InboundIntentSpec {
             policy.check("/spec/trafficPolicy", self.protocol, v);
         }
         check_subsets(&self.subsets, "/spec/subsets", v);
+        v.check(
+            self.headless && self.instances.is_empty(),
+            "/spec/instances",
+            "is required with headless: list the instance host names (e.g. StatefulSet pod names) so each stays addressable across clusters",
+        );
+        v.check(
+            !self.headless && !self.instances.is_empty(),
+            "/spec/instances",
+            "only applies to headless services",
+        );
+        for (i, instance) in self.instances.iter().enumerate() {
+            v.check(
+                self.instances[..i].contains(instance),
+                format!("/spec/instances/{i}"),
+                format!("instance \"{instance}\" is listed twice"),
+            );
+        }
         for (i, ns) in self.access_namespaces.iter().enumerate() {
             v.check(
                 self.access_namespaces[..i].contains(ns),
@@ -562,6 +583,24 @@ mod tests {
         assert_eq!(fields(&s), ["/spec/clientTls/credentialName"]);
         let s = spec(json!({"mtls": "MUTUAL", "clientTls": {"credentialName": "client-cert"}}));
         assert!(fields(&s).is_empty());
+    }
+
+    #[test]
+    fn headless_needs_instances() {
+        assert_eq!(
+            fields(&spec(json!({"headless": true}))),
+            ["/spec/instances"]
+        );
+        assert_eq!(
+            fields(&spec(json!({"instances": ["a-0"]}))),
+            ["/spec/instances"]
+        );
+        assert!(
+            fields(&spec(
+                json!({"headless": true, "instances": ["a-0", "a-1"]})
+            ))
+            .is_empty()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod app;
 pub mod client;
 pub mod cluster;
 pub mod credentials;
+pub mod document;
 pub mod envelopes;
 pub mod hosts;
 pub mod http;

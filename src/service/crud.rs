@@ -62,7 +62,11 @@ pub struct Deleted {
 
 impl Service {
     /// Resolves every resource along `path`, root first. A missing one is a 404 naming it.
-    async fn resolve(&self, tx: &mut Tx, path: &ResourcePath) -> Result<Vec<ResourceRow>> {
+    pub(crate) async fn resolve_path(
+        &self,
+        tx: &mut Tx,
+        path: &ResourcePath,
+    ) -> Result<Vec<ResourceRow>> {
         let mut rows: Vec<ResourceRow> = Vec::with_capacity(path.segments().len());
         let mut parent = ROOT_ID;
         let mut so_far = ResourcePath::root();
@@ -120,7 +124,7 @@ impl Service {
 
     pub async fn get<R: Resource>(&self, path: &ResourcePath) -> Result<R> {
         let mut tx = self.store.begin_read().await?;
-        let rows = self.resolve(&mut tx, path).await?;
+        let rows = self.resolve_path(&mut tx, path).await?;
         let row = rows
             .last()
             .ok_or_else(|| Error::internal("get", "empty path"))?;
@@ -137,7 +141,7 @@ impl Service {
     ) -> Result<ListPage<R>> {
         let limit = page.limit()?;
         let mut tx = self.store.begin_read().await?;
-        let rows = self.resolve(&mut tx, parent).await?;
+        let rows = self.resolve_path(&mut tx, parent).await?;
         let parent_id = rows.last().map_or(ROOT_ID, |r| r.id);
         let after = page.after.unwrap_or(PageToken {
             name: String::new(),
@@ -182,7 +186,7 @@ impl Service {
         let secret = spec.secret_change();
 
         let mut tx = self.store.begin_write().await?;
-        let rows = self.resolve(&mut tx, parent).await?;
+        let rows = self.resolve_path(&mut tx, parent).await?;
         let parent_id = rows.last().map_or(ROOT_ID, |r| r.id);
         self.lock_scope(&mut tx, &path, &rows, None).await?;
         let refs = check_write(
@@ -244,7 +248,7 @@ impl Service {
         let secret = spec.secret_change();
 
         let mut tx = self.store.begin_write().await?;
-        let rows = self.resolve(&mut tx, path).await?;
+        let rows = self.resolve_path(&mut tx, path).await?;
         let id = rows
             .last()
             .ok_or_else(|| Error::internal("replace", "empty path"))?
@@ -287,7 +291,7 @@ impl Service {
         if_match: Option<IfMatch>,
     ) -> Result<Deleted> {
         let mut tx = self.store.begin_write().await?;
-        let rows = self.resolve(&mut tx, path).await?;
+        let rows = self.resolve_path(&mut tx, path).await?;
         let id = rows
             .last()
             .ok_or_else(|| Error::internal("delete", "empty path"))?

@@ -2,13 +2,16 @@
 
 mod context;
 mod crud;
+mod document;
 mod paging;
+mod render;
 
 use crate::crypto::SecretBox;
 use crate::store::Store;
 
 pub use crud::{Deleted, IfMatch, ListPage, etag};
 pub use paging::{Page, PageToken};
+pub use render::RenderedSet;
 
 /// The service: a store and the key for secrets at rest.
 #[derive(Clone, Debug)]

@@ -2,6 +2,7 @@
 //! SQLite file (the zero-setup default); both run the same statements unless noted.
 
 mod resources;
+mod vips;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 pub use resources::{NewResource, ROOT_ID, Referrer, ResourceRow};
+pub use vips::VipRow;
 
 /// Why a store operation failed, in terms the service layer can act on.
 #[derive(Debug, thiserror::Error)]
