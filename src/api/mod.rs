@@ -1,5 +1,6 @@
 //! HTTP: thin handlers that translate requests into service calls, and the OpenAPI document.
 
+pub mod bindings;
 pub mod body;
 pub mod fallback;
 pub mod health;
@@ -47,6 +48,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     tree::register(cfg);
     cfg.service(sets::traffic_intent_set_get);
     cfg.service(sets::traffic_intent_set_manifests);
+    cfg.service(bindings::client_binding);
+    cfg.service(bindings::credentials_adapt);
     cfg.service(health::healthz);
     cfg.service(health::readyz);
 }

@@ -2,6 +2,7 @@
 //! VIP allocations) to the Istio objects each cluster needs. No I/O, no clock: the same input
 //! gives byte-identical output. `docs/generation.md` maps every intent field to Istio fields.
 
+pub mod binding;
 pub mod cross_cluster;
 pub mod edge;
 pub mod emit;

@@ -11,7 +11,7 @@ use crate::store::Store;
 
 pub use crud::{Deleted, IfMatch, ListPage, etag};
 pub use paging::{Page, PageToken};
-pub use render::RenderedSet;
+pub use render::{RenderedSet, render_error};
 
 /// The service: a store and the key for secrets at rest.
 #[derive(Clone, Debug)]

@@ -21,6 +21,7 @@ const VIP_ATTEMPTS: usize = 5;
 /// A rendered set, with the model it was rendered from.
 pub struct RenderedSet {
     pub model: IntentSetModel,
+    pub vips: VipTable,
     pub manifests: Manifests,
 }
 
@@ -44,7 +45,11 @@ impl Service {
             })?;
         tx.commit().await?;
         let manifests = generate::render(&model, &vips).map_err(|e| render_error(path, e))?;
-        Ok(RenderedSet { model, manifests })
+        Ok(RenderedSet {
+            model,
+            vips,
+            manifests,
+        })
     }
 }
 
@@ -146,7 +151,7 @@ async fn allocate(
 }
 
 /// A render error as a 422, with each field named `<resource URL>#<pointer>`.
-pub(crate) fn render_error(set: &ResourcePath, errors: Vec<RenderError>) -> Error {
+pub fn render_error(set: &ResourcePath, errors: Vec<RenderError>) -> Error {
     let ca = set
         .ancestor(Kind::CompositeApp)
         .unwrap_or_else(ResourcePath::root);

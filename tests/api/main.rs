@@ -2,8 +2,13 @@
 
 mod helpers;
 
+#[path = "../support/crd_schema.rs"]
+mod crd_schema;
+
+mod bindings;
 mod concurrency;
 mod crud;
+mod manifests;
 mod openapi;
 mod process;
 mod secrets;

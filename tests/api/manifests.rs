@@ -1,0 +1,271 @@
+//! Rendering through the API: the manifests endpoint, VIP allocation, documents.
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::both_backends;
+use crate::crd_schema;
+use crate::helpers::{CA, DatabaseLocation, SET, TestApp, httpbin_intent};
+
+/// httpbin on cluster01, called by sleep on cluster02 (mode direct), GET /status only.
+async fn seed_httpbin(app: &TestApp) {
+    app.seed_storefront().await;
+    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
+        .await
+        .expect(201);
+    let clients = format!("{SET}/inbound-intents/httpbin/clients");
+    app.post(
+        &clients,
+        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
+    )
+    .await
+    .expect(201);
+    app.post(&format!("{clients}/sleep/security-intents"),
+        json!({"metadata": {"name": "status"}, "spec": {"rules": [{"methods": ["GET"], "paths": ["/status"]}]}}))
+        .await
+        .expect(201);
+}
+
+fn objects(body: &Value, cluster: &str) -> Vec<Value> {
+    body["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cluster"] == cluster)
+        .map(|c| c["objects"].as_array().unwrap().clone())
+        .unwrap_or_default()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {objects:#?}"))
+}
+
+fn vip_of(body: &Value, cluster: &str, name: &str) -> String {
+    find(&objects(body, cluster), "ServiceEntry", name)["spec"]["addresses"][0]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn stored_vips(app: &TestApp) -> i64 {
+    match &app.database {
+        DatabaseLocation::Sqlite(path) => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM vip_allocations")
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+        DatabaseLocation::Postgres(url) => {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM vip_allocations")
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+both_backends!(manifests_render_every_cluster_in_json_and_yaml, |app| {
+    seed_httpbin(&app).await;
+    let url = format!("{SET}/manifests");
+    let reply = app.get(&url).await.expect(200);
+    let clusters: Vec<&str> = reply.body["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cluster"].as_str().unwrap())
+        .collect();
+    assert_eq!(clusters, ["cluster01", "cluster02"]);
+    let server = objects(&reply.body, "cluster01");
+    let client = objects(&reply.body, "cluster02");
+    let policy = find(&server, "AuthorizationPolicy", "httpbin-allow");
+    assert_eq!(
+        policy["spec"]["rules"][0]["from"][0]["source"]["principals"],
+        json!(["cluster.local/ns/default/sa/sleep"])
+    );
+    assert_eq!(
+        policy["spec"]["rules"][0]["to"][0]["operation"]["paths"],
+        json!(["/status"])
+    );
+    assert_eq!(
+        find(&server, "Gateway", "httpbin-passthrough")["spec"]["servers"][0]["tls"]["mode"],
+        "AUTO_PASSTHROUGH"
+    );
+    assert_eq!(
+        find(&server, "DestinationRule", "httpbin-dr")["spec"]["trafficPolicy"]["connectionPool"]["tcp"]
+            ["maxConnections"],
+        10
+    );
+    let entry = find(&client, "ServiceEntry", "httpbin-remote");
+    assert_eq!(entry["spec"]["endpoints"][0]["address"], "198.51.100.10");
+    assert_eq!(
+        entry["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "meshintent"
+    );
+    assert_eq!(
+        entry["metadata"]["annotations"]["meshintent.io/intent"],
+        format!("{SET}/inbound-intents/httpbin")
+    );
+    let all: Vec<Value> = server.iter().chain(&client).cloned().collect();
+    if let Err(errors) = crd_schema::validate_all(&all) {
+        panic!(
+            "rendered objects violate the Istio CRDs:\n{}",
+            errors.join("\n")
+        );
+    }
+
+    let one = app
+        .get(&format!("{url}?cluster=cluster02"))
+        .await
+        .expect(200);
+    assert_eq!(one.body["clusters"].as_array().unwrap().len(), 1);
+    assert_eq!(objects(&one.body, "cluster02"), client);
+    app.get(&format!("{url}?cluster=nowhere")).await.expect(404);
+
+    let yaml = app
+        .client
+        .get(app.url(&format!("{url}?format=yaml")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(yaml.status(), 200);
+    assert_eq!(yaml.headers()["content-type"], "application/yaml");
+    let text = yaml.text().await.unwrap();
+    assert!(text.starts_with("# cluster: cluster01"), "{text}");
+    assert!(text.contains("\n# cluster: cluster02"));
+    assert!(text.contains("kind: AuthorizationPolicy"));
+    // Same intents, same bytes.
+    let again = app
+        .client
+        .get(app.url(&format!("{url}?format=yaml")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, again);
+    app.get(&format!("{CA}/traffic-intent-sets/none/manifests"))
+        .await
+        .expect(404);
+});
+
+both_backends!(vips_are_stable_unique_and_released_with_the_intent, |app| {
+    seed_httpbin(&app).await;
+    let url = format!("{SET}/manifests");
+    let first = vip_of(
+        &app.get(&url).await.expect(200).body,
+        "cluster02",
+        "httpbin-remote",
+    );
+    assert!(first.starts_with("240.240."), "{first}");
+    // More services reached from cluster02: each gets its own address, httpbin keeps its own.
+    for i in 0..6 {
+        let mut intent = httpbin_intent();
+        intent["metadata"]["name"] = json!(format!("svc{i}"));
+        intent["spec"]["serviceName"] = json!(format!("svc{i}"));
+        app.post(&format!("{SET}/inbound-intents"), intent)
+            .await
+            .expect(201);
+        app.post(
+            &format!("{SET}/inbound-intents/svc{i}/clients"),
+            json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
+        )
+        .await
+        .expect(201);
+    }
+    let body = app.get(&url).await.expect(200).body;
+    assert_eq!(
+        vip_of(&body, "cluster02", "httpbin-remote"),
+        first,
+        "a re-render keeps the VIP"
+    );
+    let mut vips: Vec<String> = (0..6)
+        .map(|i| vip_of(&body, "cluster02", &format!("svc{i}-remote")))
+        .collect();
+    vips.push(first.clone());
+    let count = vips.len();
+    vips.sort();
+    vips.dedup();
+    assert_eq!(vips.len(), count, "VIPs are unique per cluster");
+    assert_eq!(stored_vips(&app).await, 7);
+
+    // Concurrent renders agree on every address.
+    let renders = join_all((0..4).map(|_| app.get(&url))).await;
+    for r in renders {
+        assert_eq!(
+            vip_of(&r.expect(200).body, "cluster02", "httpbin-remote"),
+            first
+        );
+    }
+    assert_eq!(stored_vips(&app).await, 7);
+
+    // Deleting an intent releases its VIP.
+    app.delete(&format!("{SET}/inbound-intents/svc0?cascade=true"))
+        .await
+        .expect(204);
+    assert_eq!(stored_vips(&app).await, 6);
+    // A host no longer reached across clusters gives its VIP back on the next render.
+    app.delete(&format!("{SET}/inbound-intents/svc1/clients/sleep"))
+        .await
+        .expect(204);
+    app.get(&url).await.expect(200);
+    assert_eq!(stored_vips(&app).await, 5);
+});
+
+both_backends!(sets_that_cannot_render_are_422_naming_the_resource, |app| {
+    seed_httpbin(&app).await;
+    // cluster01 loses its ingress gateway address, which sleep on cluster02 needs.
+    let cluster = json!({"metadata": {"name": "cluster01"}, "spec": {"identity": "cluster01.mesh.example.com"}});
+    app.put("/v2/clusters/cluster01", cluster).await.expect(200);
+    let reply = app.get(&format!("{SET}/manifests")).await.expect_problem(
+        422,
+        "/v2/clusters/cluster01#/spec/istio/ingressGateway/address",
+    );
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"sleep\" on cluster02"),
+        "{}",
+        reply.body
+    );
+});
+
+both_backends!(
+    a_set_exported_as_a_document_renders_offline_to_the_same_objects,
+    |app| {
+        seed_httpbin(&app).await;
+        let api = app.get(&format!("{SET}/manifests")).await.expect(200).body;
+        let document = app
+            .get(&format!("{SET}?format=document"))
+            .await
+            .expect(200)
+            .body;
+        let text = document.to_string();
+        assert!(
+            !text.contains("uid") && !text.contains("revision") && !text.contains("kubeconfig"),
+            "{text}"
+        );
+        assert_eq!(
+            document["projects"][0]["compositeApps"][0]["trafficIntentSets"][0]["inboundIntents"]
+                [0]["clients"][0]["securityIntents"][0]["metadata"]["name"],
+            "status"
+        );
+        let manifests = meshintent::offline::render_document(&text).unwrap();
+        let offline =
+            serde_json::to_value(meshintent::generate::output::list(&manifests, None)).unwrap();
+        assert_eq!(offline, api);
+        // The resource form is still the default.
+        let set = app.get(SET).await.expect(200);
+        assert_eq!(set.body["metadata"]["name"], "default");
+        assert_eq!(set.header("etag"), Some("\"1\""));
+    }
+);
