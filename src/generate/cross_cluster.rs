@@ -188,7 +188,7 @@ pub fn cross_cluster(plan: &InboundPlan, vips: &VipTable, out: &mut Emitter) {
             provider_side(plan, server, &consumers, out);
         }
     }
-    instance_entries(plan, out);
+    instance_entries(plan, vips, out);
 }
 
 /// Mode `direct`, client cluster: the service's host with a VIP, reached at the server
@@ -566,7 +566,9 @@ fn provider_side(
 
 /// Headless services reached from other clusters: on each server cluster, a ServiceEntry per
 /// instance, so the ingress gateway knows every instance host (in-cluster clients need none).
-fn instance_entries(plan: &InboundPlan, out: &mut Emitter) {
+/// Each has a VIP (a TCP ServiceEntry without an address would capture its port for every
+/// destination) and is visible only in the ingress gateway's namespace.
+fn instance_entries(plan: &InboundPlan, vips: &VipTable, out: &mut Emitter) {
     if plan.instance_hosts.is_empty() {
         return;
     }
@@ -575,8 +577,12 @@ fn instance_entries(plan: &InboundPlan, out: &mut Emitter) {
     let port = u32::from(plan.spec.port.get());
     for server in &plan.servers {
         for host in hosts_of(plan).into_iter().filter(|h| h.instance.is_some()) {
+            let Some(ip) = vip(vips, server.name, host.host, plan, out) else {
+                continue;
+            };
             let spec = ServiceEntrySpec {
                 hosts: vec![host.host.to_string()],
+                addresses: vec![ip.to_string()],
                 ports: vec![ServicePort {
                     number: port,
                     protocol: Some(protocol.to_owned()),
@@ -585,6 +591,7 @@ fn instance_entries(plan: &InboundPlan, out: &mut Emitter) {
                 }],
                 location: Some(Location::MeshInternal),
                 resolution: Some(Resolution::Dns),
+                export_to: vec![server.spec.istio.ingress_gateway.namespace.to_string()],
                 ..ServiceEntrySpec::default()
             };
             let meta = out.meta(

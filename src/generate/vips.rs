@@ -40,13 +40,28 @@ pub fn needs(model: &IntentSetModel) -> Result<BTreeSet<VipNeed>, Vec<RenderErro
                 continue;
             }
         };
+        let mut remote = false;
         for client in plan.clients.iter().filter(|c| c.reach != Reach::Local) {
+            remote = true;
             for host in plan.all_hosts() {
                 out.insert(VipNeed {
                     cluster: client.site.name.clone(),
                     host: host.clone(),
                     intent: name.clone(),
                 });
+            }
+        }
+        // Instance hosts of a headless service reached from elsewhere get ServiceEntries on the
+        // server clusters too; TCP ServiceEntries need an address to be unambiguous.
+        if remote {
+            for server in &plan.servers {
+                for host in &plan.instance_hosts {
+                    out.insert(VipNeed {
+                        cluster: server.name.clone(),
+                        host: host.clone(),
+                        intent: name.clone(),
+                    });
+                }
             }
         }
     }
