@@ -1,6 +1,7 @@
 //! meshintent: a traffic-intent controller for Istio service meshes.
 
 pub mod api;
+pub mod apply;
 pub mod configuration;
 pub mod crypto;
 pub mod domain;
@@ -13,3 +14,4 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -72,6 +72,8 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Create or replace every resource of an intent document through the API (idempotent).
+    Apply(ApplyArgs),
     /// Render an intent document into Istio objects, offline (no database, no network).
     Render {
         /// The intent document (YAML or JSON); `-` reads standard input.
@@ -86,6 +88,21 @@ enum Command {
     },
 }
 
+/// Arguments of `meshintent apply`.
+#[derive(clap::Args)]
+struct ApplyArgs {
+    /// The intent document (YAML or JSON); `-` reads standard input.
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// The meshintent server, e.g. http://127.0.0.1:8080.
+    #[arg(
+        long,
+        env = "MESHINTENT_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum OutputFormat {
     Yaml,
@@ -95,6 +112,7 @@ enum OutputFormat {
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    meshintent::tls::install_crypto_provider();
     meshintent::telemetry::init(cli.log_json);
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,6 +121,29 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn read_document(file: &std::path::Path) -> Result<String, String> {
+    if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("reading standard input: {e}"))
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))
+    }
+}
+
+/// `meshintent apply`: one line per resource with what happened to it.
+async fn apply(args: ApplyArgs) -> Result<(), String> {
+    use meshintent::apply::{ApiClient, apply};
+    let text = read_document(&args.file)?;
+    let document =
+        meshintent::domain::document::IntentDocument::parse(&text).map_err(|e| describe(&e))?;
+    let client = ApiClient::new(&args.server).map_err(|e| e.to_string())?;
+    let applied = apply(&client, &document).await.map_err(|e| e.to_string())?;
+    for a in &applied {
+        println!("{} {}", a.outcome.as_str(), a.path);
+    }
+    Ok(())
 }
 
 /// `meshintent render`: errors name the field in the document, as the API would.
@@ -189,5 +230,6 @@ async fn run(command: Command) -> Result<(), String> {
             cluster,
             output,
         } => render(&file, cluster.as_deref(), output),
+        Command::Apply(args) => apply(args).await,
     }
 }

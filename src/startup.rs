@@ -41,6 +41,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        crate::tls::install_crypto_provider();
         tracing::info!(database = %settings.database.describe(), "connecting");
         let store = settings.database.connect().await?;
         store.migrate().await?;

@@ -111,6 +111,11 @@ golden! {
     external_access_with_mutual_tls => "external-access-mutual",
     headless_service_across_clusters => "headless-cross-cluster",
     deny_security_intent => "deny-security-intent",
+    tls_passthrough_to_two_labelled_endpoints_by_sni => "tls-passthrough-sni",
+    internal_name_for_two_external_versions_with_origination_and_a_shift => "external-traffic-shift",
+    edge_route_with_header_regex_and_canary_rules => "edge-canary",
+    egress_without_a_gateway => "egress-without-gateway",
+    mutual_tls_origination => "mutual-origination",
 }
 
 #[test]

@@ -241,12 +241,37 @@ impl OutboundIntentSpec {
         }
     }
 
+    /// The first host without a wildcard: the name used as SNI towards the egress gateway.
+    pub fn concrete_host(&self) -> Option<&HostPattern> {
+        self.hosts.iter().find(|h| !h.is_wildcard())
+    }
+
+    /// Whether some sidecar-to-egress-gateway leg is mutual TLS: every port but those where the
+    /// application's own TLS passes through (TLS and HTTPS ports).
+    pub fn has_mutual_egress_leg(&self) -> bool {
+        self.egress_gateway && self.ports.iter().any(|p| !p.protocol.is_tls())
+    }
+
     fn check_ports(&self, v: &mut Violations) {
         v.check(
             self.ports.is_empty(),
             "/spec/ports",
             "must declare at least one port",
         );
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.protocol == PortProtocol::Tcp {
+                v.check(
+                    self.hosts.iter().any(HostPattern::is_wildcard),
+                    format!("/spec/ports/{i}/protocol"),
+                    "a TCP port cannot be told apart by host name: the intent's hosts must not be wildcards (TCP is matched by a virtual IP)",
+                );
+                v.check(
+                    self.resolution == Resolution::None,
+                    format!("/spec/ports/{i}/protocol"),
+                    "a TCP port needs resolution DNS or STATIC: with NONE, traffic to the virtual IP has nowhere to go",
+                );
+            }
+        }
         for (i, p) in self.ports.iter().enumerate() {
             v.check(
                 self.ports[..i].iter().any(|o| o.number == p.number),
@@ -350,6 +375,11 @@ impl OutboundIntentSpec {
     }
 
     fn check_tls(&self, v: &mut Violations) {
+        v.check(
+            self.has_mutual_egress_leg() && self.concrete_host().is_none(),
+            "/spec/hosts",
+            "through the egress gateway, traffic other than passed-through TLS is sent with mutual TLS whose SNI is a host name: give at least one host without a wildcard",
+        );
         let Some(tls) = &self.tls else { return };
         match tls.mode {
             OutboundTlsMode::Passthrough => {

@@ -53,6 +53,25 @@ pub fn check_inbound(model: &IntentSetModel, name: &Name) -> Vec<FieldError> {
     let spec = &inbound.spec;
     spec.check(&mut v);
     app_exists(model, &spec.app, "/spec/app", &mut v);
+    // Two intents for one Kubernetes Service would render conflicting objects for its host.
+    if let Some(app) = model.apps.get(&spec.app) {
+        for (other_name, other) in &model.inbound {
+            let same_service = other_name != name
+                && other.spec.service_name == spec.service_name
+                && model
+                    .apps
+                    .get(&other.spec.app)
+                    .is_some_and(|a| a.namespace == app.namespace);
+            v.check(
+                same_service,
+                "/spec/serviceName",
+                format!(
+                    "inbound intent \"{other_name}\" already exposes service {}.{} in this set",
+                    spec.service_name, app.namespace
+                ),
+            );
+        }
+    }
     if !spec.protocol.is_http() {
         for (client_name, client) in &inbound.clients {
             for (rule_name, rule) in &client.security_intents {
@@ -155,6 +174,19 @@ pub fn check_outbound(model: &IntentSetModel, name: &Name) -> Vec<FieldError> {
         return Vec::new();
     };
     spec.check(&mut v);
+    for (i, host) in spec.hosts.iter().enumerate() {
+        for (other_name, other) in model.outbound.iter().filter(|(n, _)| *n != name) {
+            let overlap = other
+                .hosts
+                .iter()
+                .any(|h| h == host || h.covers(host.as_str()) || host.covers(h.as_str()));
+            v.check(
+                overlap,
+                format!("/spec/hosts/{i}"),
+                format!("overlaps the hosts of outbound intent \"{other_name}\"; one host belongs to one outbound intent"),
+            );
+        }
+    }
     for (i, app) in spec.clients.iter().enumerate() {
         app_exists(model, app, &format!("/spec/clients/{i}"), &mut v);
     }

@@ -18,6 +18,11 @@ pub fn ingress_gateway_name(intent: &str) -> String {
     object_name(&[intent, "ingress"])
 }
 
+/// The name of the VirtualService bound to it (edge route intents merge into it).
+pub fn ingress_vs_name(intent: &str) -> String {
+    object_name(&[intent, "ingress"])
+}
+
 pub fn external_access(plan: &InboundPlan, out: &mut Emitter) {
     let Some(access) = &plan.spec.external_access else {
         return;

@@ -12,6 +12,7 @@ pub mod naming;
 pub mod outbound;
 pub mod output;
 pub mod policy;
+pub mod routes;
 pub mod topology;
 pub mod vips;
 
@@ -39,5 +40,7 @@ pub fn render(model: &IntentSetModel, vips: &VipTable) -> Result<Manifests, Vec<
         edge::external_access(&plan, &mut out);
         cross_cluster::cross_cluster(&plan, vips, &mut out);
     }
+    outbound::emit(model, vips, &mut out);
+    routes::emit(model, &mut out);
     out.finish()
 }

@@ -260,11 +260,12 @@ impl Service {
             .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
         check_precondition(path, &current, if_match.as_ref())?;
         let refs = check_write(&mut tx, Ancestors { path, rows: &rows }, &new.spec).await?;
+        let secret_same = self.secret_unchanged(&mut tx, id, &secret).await?;
         let unchanged = current.description == new.description
             && current.user_data1 == new.user_data1
             && current.user_data2 == new.user_data2
             && current.spec.0 == new.spec
-            && matches!(secret, SecretChange::Keep);
+            && secret_same;
         if !unchanged {
             tx.update(id, new).await?;
             store_refs(&mut tx, id, &refs).await?;
@@ -350,6 +351,22 @@ impl Service {
             "{path} cannot be deleted: {}",
             reasons.join("; ")
         )))
+    }
+
+    /// Whether a write leaves the stored secret as it is (sending the same kubeconfig again is
+    /// not a change, so applying a document twice changes nothing).
+    async fn secret_unchanged(&self, tx: &mut Tx, id: Uuid, change: &SecretChange) -> Result<bool> {
+        Ok(match change {
+            SecretChange::Keep => true,
+            SecretChange::Remove => tx.credential(id).await?.is_none(),
+            SecretChange::Set(kubeconfig) => match tx.credential(id).await? {
+                Some(sealed) => self
+                    .secrets
+                    .open(&sealed, id.as_bytes())
+                    .is_ok_and(|plain| plain == kubeconfig.expose().as_bytes()),
+                None => false,
+            },
+        })
     }
 
     /// Stores, removes or keeps a cluster's kubeconfig. Returns whether one is stored after.

@@ -11,5 +11,7 @@ mod crud;
 mod manifests;
 mod openapi;
 mod process;
+mod scenarios;
 mod secrets;
+mod traffic;
 mod validation;

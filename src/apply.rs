@@ -1,0 +1,347 @@
+//! `meshintent apply`: makes a meshintent server hold every resource of an intent document,
+//! creating what is missing and replacing what differs, in dependency order. Running it twice
+//! changes nothing. Resources the document does not mention are left alone (no pruning).
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::domain::document::IntentDocument;
+use crate::domain::resource::{Key, Kind, ResourcePath};
+
+/// What apply did to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Replaced,
+    Unchanged,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Replaced => "replaced",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The resource's API path.
+    pub path: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The server refused a request; `detail` and `errors` come from its problem document.
+    #[error("{method} {path}: {status} {detail}{}", fields(errors))]
+    Api {
+        method: &'static str,
+        path: String,
+        status: u16,
+        detail: String,
+        errors: Vec<(String, String)>,
+    },
+    #[error("cannot reach the server at {url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("the document is invalid:\n{0}")]
+    Document(String),
+}
+
+fn fields(errors: &[(String, String)]) -> String {
+    errors
+        .iter()
+        .map(|(f, m)| format!("\n  {f}: {m}"))
+        .collect()
+}
+
+/// A small client of the meshintent API.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    pub fn new(base: &str) -> Result<Self, ApplyError> {
+        let base = base.trim_end_matches('/').to_owned();
+        url::Url::parse(&base).map_err(|e| ApplyError::Transport {
+            url: base.clone(),
+            message: e.to_string(),
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| ApplyError::Transport {
+                url: base.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self { base, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request; a problem answer becomes `ApplyError::Api`, 404 on GET becomes None.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, ApplyError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let response = req.send().await.map_err(|e| ApplyError::Transport {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| ApplyError::Transport {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        if method == reqwest::Method::GET && status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(Some(value));
+        }
+        let method_name = match method.as_str() {
+            "GET" => "GET",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "DELETE" => "DELETE",
+            _ => "request",
+        };
+        Err(ApplyError::Api {
+            method: method_name,
+            path: path.to_owned(),
+            status: status.as_u16(),
+            detail: value["detail"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned),
+            errors: value["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    (
+                        e["field"].as_str().unwrap_or("").to_owned(),
+                        e["message"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The metadata fields a client writes, for comparing with the server's.
+fn writable(metadata: &Value) -> Value {
+    json!({
+        "description": metadata.get("description"),
+        "userData1": metadata.get("userData1"),
+        "userData2": metadata.get("userData2"),
+    })
+}
+
+/// Creates the resource at `path` from `body`, or replaces it when it differs. `secret` means the
+/// body carries a write-only field the server never returns, so equality cannot be seen: it is
+/// sent, and the server reports (by the revision) whether anything changed.
+async fn put(
+    client: &ApiClient,
+    path: &ResourcePath,
+    body: Value,
+    secret: bool,
+) -> Result<Applied, ApplyError> {
+    let url = path.url();
+    let collection = path
+        .parent()
+        .collection_url(path.kind().expect("a resource path"));
+    let outcome = match client.request(reqwest::Method::GET, &url, None).await? {
+        None => {
+            client
+                .request(reqwest::Method::POST, &collection, Some(&body))
+                .await?;
+            Outcome::Created
+        }
+        Some(current) => {
+            let same = writable(&current["metadata"]) == writable(&body["metadata"])
+                && current["spec"] == body["spec"];
+            if same && !secret {
+                Outcome::Unchanged
+            } else {
+                let replaced = client
+                    .request(reqwest::Method::PUT, &url, Some(&body))
+                    .await?
+                    .unwrap_or_default();
+                if replaced["metadata"]["revision"] == current["metadata"]["revision"] {
+                    Outcome::Unchanged
+                } else {
+                    Outcome::Replaced
+                }
+            }
+        }
+    };
+    Ok(Applied { path: url, outcome })
+}
+
+fn envelope<T: Serialize>(resource: &T) -> Value {
+    serde_json::to_value(resource).expect("resources serialize")
+}
+
+fn child(
+    parent: &ResourcePath,
+    kind: Kind,
+    metadata: &crate::domain::resource::Metadata,
+) -> ResourcePath {
+    parent.child(kind, Key::named(metadata.name.clone()))
+}
+
+/// Applies every resource of `document`, parents before children, references before referrers
+/// (clusters, projects, composite apps, apps, sets, inbound intents, clients, security intents,
+/// outbound intents, route intents).
+pub async fn apply(
+    client: &ApiClient,
+    document: &IntentDocument,
+) -> Result<Vec<Applied>, ApplyError> {
+    // Check locally first, with pointers into the document, before anything is written.
+    let mut checked = document.clone();
+    checked.resolve().map_err(|e| match e {
+        crate::error::Error::Invalid { errors, .. }
+        | crate::error::Error::BadRequest { errors, .. } => {
+            ApplyError::Document(crate::domain::document::describe(&errors))
+        }
+        other => ApplyError::Document(other.to_string()),
+    })?;
+    let mut applied = Vec::new();
+    let root = ResourcePath::root();
+    for cluster in &document.clusters {
+        let mut body = envelope(cluster);
+        let kubeconfig = cluster.spec.kubeconfig.as_ref();
+        if let Some(k) = kubeconfig {
+            body["spec"]["kubeconfig"] = Value::String(k.expose().to_owned());
+        }
+        if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "name" | "description" | "userData1" | "userData2"
+                )
+            });
+        }
+        if let Some(map) = body.as_object_mut() {
+            map.remove("status");
+        }
+        applied.push(
+            put(
+                client,
+                &child(&root, Kind::Cluster, &cluster.metadata),
+                body,
+                kubeconfig.is_some(),
+            )
+            .await?,
+        );
+    }
+    for project in &document.projects {
+        let project_path = child(&root, Kind::Project, &project.metadata);
+        let body = json!({"metadata": project.metadata.clone().writable(), "spec": project.spec});
+        applied.push(put(client, &project_path, body, false).await?);
+        for ca in &project.composite_apps {
+            let ca_path = project_path.child(
+                Kind::CompositeApp,
+                Key {
+                    name: ca.metadata.name.clone(),
+                    version: Some(ca.spec.version.clone()),
+                },
+            );
+            let body = json!({"metadata": ca.metadata.clone().writable(), "spec": ca.spec});
+            applied.push(put(client, &ca_path, body, false).await?);
+            for app in &ca.apps {
+                let mut app = app.clone();
+                app.spec = crate::domain::envelopes::SpecDefaults::with_name_defaults(
+                    app.spec,
+                    &app.metadata.name,
+                );
+                app.metadata = app.metadata.writable();
+                applied.push(
+                    put(
+                        client,
+                        &child(&ca_path, Kind::App, &app.metadata),
+                        envelope(&app),
+                        false,
+                    )
+                    .await?,
+                );
+            }
+            for set in &ca.traffic_intent_sets {
+                let set_path = child(&ca_path, Kind::TrafficIntentSet, &set.metadata);
+                let body = json!({"metadata": set.metadata.clone().writable(), "spec": set.spec});
+                applied.push(put(client, &set_path, body, false).await?);
+                for inbound in &set.inbound_intents {
+                    let path = child(&set_path, Kind::InboundIntent, &inbound.metadata);
+                    let spec = inbound.spec.clone().with_defaults();
+                    let body =
+                        json!({"metadata": inbound.metadata.clone().writable(), "spec": spec});
+                    applied.push(put(client, &path, body, false).await?);
+                    for c in &inbound.clients {
+                        let client_path = child(&path, Kind::Client, &c.metadata);
+                        let body =
+                            json!({"metadata": c.metadata.clone().writable(), "spec": c.spec});
+                        applied.push(put(client, &client_path, body, false).await?);
+                        for rule in &c.security_intents {
+                            let mut rule = rule.clone();
+                            rule.metadata = rule.metadata.writable();
+                            applied.push(
+                                put(
+                                    client,
+                                    &child(&client_path, Kind::SecurityIntent, &rule.metadata),
+                                    envelope(&rule),
+                                    false,
+                                )
+                                .await?,
+                            );
+                        }
+                    }
+                }
+                for outbound in &set.outbound_intents {
+                    let mut outbound = outbound.clone();
+                    outbound.metadata = outbound.metadata.writable();
+                    applied.push(
+                        put(
+                            client,
+                            &child(&set_path, Kind::OutboundIntent, &outbound.metadata),
+                            envelope(&outbound),
+                            false,
+                        )
+                        .await?,
+                    );
+                }
+                for route in &set.route_intents {
+                    let mut route = route.clone();
+                    route.metadata = route.metadata.writable();
+                    applied.push(
+                        put(
+                            client,
+                            &child(&set_path, Kind::RouteIntent, &route.metadata),
+                            envelope(&route),
+                            false,
+                        )
+                        .await?,
+                    );
+                }
+            }
+        }
+    }
+    Ok(applied)
+}

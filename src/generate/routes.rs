@@ -1,0 +1,434 @@
+//! SPEC section 2, route intents: one VirtualService per target host and gateway, rules in the
+//! given order, merged with what the generator emits for the same host.
+//!
+//! Route intents on one target and gateway are merged in name order, the one whose HTTP rules
+//! end in a rule without match last (write-time checks allow only one, and only as its last
+//! rule). Unless such a rule exists, a default route to the whole host follows the rules: an HTTP
+//! VirtualService without a matching rule would answer 404.
+//!
+//! Where the rules land:
+//! - inbound intent, `mesh`: a VirtualService `<intent>-routes` on every cluster that runs the
+//!   service, and in the namespace of clients that reach it in mode `direct`. Clients in mode
+//!   `egressGateway` send TCP to their egress gateway; HTTP rules cannot apply there, which the
+//!   VirtualService `<intent>-to-egress` notes in the annotation `meshintent.io/routes-not-applied`;
+//! - inbound intent, `ingress`: the rules replace the single route of `<intent>-ingress`;
+//! - outbound intent through the egress gateway: ahead of the gateway VirtualService's routes
+//!   (where subsets are chosen); without it, ahead of the mesh VirtualService `<intent>-routes`.
+
+use std::collections::BTreeMap;
+
+use crate::domain::model::IntentSetModel;
+use crate::domain::names::Name;
+use crate::domain::route::{
+    HttpMatch, HttpRouteRule, L4RouteRule, RouteGateway, RouteIntentSpec, RouteTarget, StringMatch,
+    WeightedSubset,
+};
+use crate::istio::{
+    Destination, FaultAbort, FaultDelay, HttpFaultInjection, HttpMatchRequest, HttpRetry,
+    HttpRoute, HttpRouteDestination, IstioObject, L4MatchAttributes, Percent, PortSelector,
+    RouteDestination, TcpRoute, TlsMatchAttributes, TlsRoute, VirtualServiceSpec,
+};
+
+use super::emit::Emitter;
+use super::naming::object_name;
+use super::outbound::{self, plan_outbound};
+use super::topology::{Reach, plan_inbound};
+
+pub const COLLECTION: &str = "route-intents";
+pub const ANNOTATION_ROUTES: &str = "meshintent.io/route-intents";
+pub const ANNOTATION_NOT_APPLIED: &str = "meshintent.io/routes-not-applied";
+
+type Group<'m> = Vec<(&'m Name, &'m RouteIntentSpec)>;
+
+/// Route intents grouped by target and gateway, each group in merge order.
+fn groups(model: &IntentSetModel) -> BTreeMap<(RouteTarget, RouteGateway), Group<'_>> {
+    let mut out: BTreeMap<(RouteTarget, RouteGateway), Group> = BTreeMap::new();
+    for (name, route) in &model.routes {
+        for gateway in &route.gateways {
+            out.entry((route.target.clone(), *gateway))
+                .or_default()
+                .push((name, route));
+        }
+    }
+    for group in out.values_mut() {
+        // Stable: names stay in order; the one with a catch-all moves last.
+        group.sort_by_key(|(name, r)| (r.http.iter().any(HttpRouteRule::is_catch_all), *name));
+    }
+    out
+}
+
+fn string_match(m: &StringMatch) -> crate::istio::StringMatch {
+    crate::istio::StringMatch {
+        exact: m.exact.clone(),
+        prefix: m.prefix.clone(),
+        regex: m.regex.clone(),
+    }
+}
+
+fn http_match(m: &HttpMatch) -> HttpMatchRequest {
+    HttpMatchRequest {
+        uri: m.uri.as_ref().map(string_match),
+        method: m.method.as_ref().map(string_match),
+        headers: m
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), string_match(v)))
+            .collect(),
+        query_params: m
+            .query_params
+            .iter()
+            .map(|(k, v)| (k.to_string(), string_match(v)))
+            .collect(),
+        ..HttpMatchRequest::default()
+    }
+}
+
+fn destination(host: &str, subset: Option<&Name>, port: Option<u32>) -> Destination {
+    Destination {
+        host: host.to_owned(),
+        subset: subset.map(|s| s.to_string()),
+        port: port.map(|number| PortSelector { number }),
+    }
+}
+
+fn weight(d: &WeightedSubset) -> Option<i32> {
+    d.weight.map(|w| w.get() as i32)
+}
+
+fn http_route(
+    route: &Name,
+    index: usize,
+    rule: &HttpRouteRule,
+    host: &str,
+    port: Option<u32>,
+) -> HttpRoute {
+    let label = rule
+        .name
+        .as_ref()
+        .map_or_else(|| index.to_string(), |n| n.to_string());
+    HttpRoute {
+        name: Some(format!("{route}-{label}")),
+        matches: rule.matches.iter().map(http_match).collect(),
+        route: rule
+            .route
+            .iter()
+            .map(|d| HttpRouteDestination {
+                destination: destination(host, d.subset.as_ref(), port),
+                weight: weight(d),
+                headers: None,
+            })
+            .collect(),
+        timeout: rule.timeout.map(|t| t.to_string()),
+        retries: rule.retries.as_ref().map(|r| HttpRetry {
+            attempts: Some(r.attempts.get() as i32),
+            per_try_timeout: r.per_try_timeout.map(|t| t.to_string()),
+            retry_on: r.retry_on.as_ref().map(|o| o.to_string()),
+            ..HttpRetry::default()
+        }),
+        fault: rule.fault.as_ref().map(|f| HttpFaultInjection {
+            delay: f.delay.as_ref().map(|d| FaultDelay {
+                fixed_delay: Some(d.fixed_delay.to_string()),
+                percentage: Some(Percent {
+                    value: d.percentage.get(),
+                }),
+                ..FaultDelay::default()
+            }),
+            abort: f.abort.as_ref().map(|a| FaultAbort {
+                http_status: Some(i32::from(a.http_status.get())),
+                percentage: Some(Percent {
+                    value: a.percentage.get(),
+                }),
+                ..FaultAbort::default()
+            }),
+        }),
+        mirror: rule
+            .mirror
+            .as_ref()
+            .map(|m| destination(host, m.subset.as_ref(), port)),
+        mirror_percentage: rule
+            .mirror
+            .as_ref()
+            .and_then(|m| m.percentage)
+            .map(|p| Percent { value: p.get() }),
+        ..HttpRoute::default()
+    }
+}
+
+fn l4_route(
+    rule: &L4RouteRule,
+    host: &str,
+    port: Option<u32>,
+) -> (Vec<RouteDestination>, Option<u32>) {
+    let match_port = rule
+        .matches
+        .as_ref()
+        .and_then(|m| m.port)
+        .map(|p| u32::from(p.get()));
+    let to_port = match_port.or(port);
+    let route = rule
+        .route
+        .iter()
+        .map(|d| RouteDestination {
+            destination: destination(host, d.subset.as_ref(), to_port),
+            weight: weight(d),
+        })
+        .collect();
+    (route, match_port)
+}
+
+/// The merged rules of a group as VirtualService routes, with `host` (and `port`) as destination.
+#[derive(Clone)]
+struct Rules {
+    http: Vec<HttpRoute>,
+    tcp: Vec<TcpRoute>,
+    tls: Vec<TlsRoute>,
+    catch_all: bool,
+    names: Vec<String>,
+}
+
+fn rules(group: &Group, host: &str, port: Option<u32>) -> Rules {
+    let mut out = Rules {
+        http: Vec::new(),
+        tcp: Vec::new(),
+        tls: Vec::new(),
+        catch_all: false,
+        names: Vec::new(),
+    };
+    for (name, route) in group {
+        out.names.push(name.to_string());
+        for (i, rule) in route.http.iter().enumerate() {
+            out.catch_all |= rule.is_catch_all();
+            out.http.push(http_route(name, i, rule, host, port));
+        }
+        for rule in &route.tcp {
+            let (route, match_port) = l4_route(rule, host, port);
+            out.tcp.push(TcpRoute {
+                matches: match_port
+                    .map(|p| {
+                        vec![L4MatchAttributes {
+                            port: Some(p),
+                            ..L4MatchAttributes::default()
+                        }]
+                    })
+                    .unwrap_or_default(),
+                route,
+            });
+        }
+        for rule in &route.tls {
+            let (route, match_port) = l4_route(rule, host, port);
+            let sni_hosts = rule
+                .matches
+                .as_ref()
+                .map(|m| m.sni_hosts.iter().map(|h| h.to_string()).collect())
+                .unwrap_or_default();
+            out.tls.push(TlsRoute {
+                matches: vec![TlsMatchAttributes {
+                    sni_hosts,
+                    port: match_port,
+                    ..TlsMatchAttributes::default()
+                }],
+                route,
+            });
+        }
+    }
+    out
+}
+
+/// Finds the VirtualService `name` in `namespace` on `cluster`.
+fn find_vs<'o>(
+    objects: &'o mut [IstioObject],
+    namespace: &str,
+    name: &str,
+) -> Option<&'o mut crate::istio::Typed<VirtualServiceSpec>> {
+    objects.iter_mut().find_map(|o| match o {
+        IstioObject::VirtualService(vs)
+            if vs.metadata.namespace == namespace && vs.metadata.name == name =>
+        {
+            Some(vs)
+        }
+        _ => None,
+    })
+}
+
+/// At a gateway every match is bound to the VirtualService's Gateways (a rule without match gets
+/// a match for them).
+fn bind_to_gateways(rules: &mut Rules, gateways: &[String]) {
+    if gateways.is_empty() {
+        return;
+    }
+    for r in &mut rules.http {
+        if r.matches.is_empty() {
+            r.matches.push(HttpMatchRequest::default());
+        }
+        r.matches
+            .iter_mut()
+            .for_each(|m| m.gateways = gateways.to_vec());
+    }
+    for r in &mut rules.tls {
+        r.matches
+            .iter_mut()
+            .for_each(|m| m.gateways = gateways.to_vec());
+    }
+    for r in &mut rules.tcp {
+        if r.matches.is_empty() {
+            r.matches.push(L4MatchAttributes::default());
+        }
+        r.matches
+            .iter_mut()
+            .for_each(|m| m.gateways = gateways.to_vec());
+    }
+}
+
+/// Puts the group's rules ahead of a VirtualService's own routes.
+fn prepend(vs: &mut crate::istio::Typed<VirtualServiceSpec>, rules: &Rules) {
+    vs.spec.http.splice(0..0, rules.http.iter().cloned());
+    vs.spec.tcp.splice(0..0, rules.tcp.iter().cloned());
+    vs.spec.tls.splice(0..0, rules.tls.iter().cloned());
+    vs.metadata
+        .annotations
+        .insert(ANNOTATION_ROUTES.into(), rules.names.join(","));
+}
+
+pub fn emit(model: &IntentSetModel, out: &mut Emitter) {
+    for ((target, gateway), group) in groups(model) {
+        if let Some(inbound) = &target.inbound_intent {
+            inbound_routes(model, inbound, gateway, &group, out);
+        } else if let Some(outbound) = &target.outbound_intent {
+            outbound_routes(model, outbound, &group, out);
+        }
+    }
+}
+
+fn inbound_routes(
+    model: &IntentSetModel,
+    intent: &Name,
+    gateway: RouteGateway,
+    group: &Group,
+    out: &mut Emitter,
+) {
+    let Ok(plan) = plan_inbound(model, intent) else {
+        return; // reported by the inbound pass
+    };
+    let host = plan.host.to_string();
+    let port = Some(u32::from(plan.spec.port.get()));
+    let rules = rules(group, &host, port);
+    let url = out.intent_url(super::inbound::COLLECTION, intent);
+    let default_http = HttpRoute {
+        route: vec![HttpRouteDestination {
+            destination: destination(&host, None, port),
+            weight: None,
+            headers: None,
+        }],
+        ..HttpRoute::default()
+    };
+    match gateway {
+        RouteGateway::Mesh => {
+            let mut places: Vec<(&Name, &Name, bool)> = plan
+                .servers
+                .iter()
+                .map(|s| (s.name, plan.namespace, false))
+                .collect();
+            places.extend(
+                plan.clients
+                    .iter()
+                    .filter(|c| c.reach == Reach::Direct)
+                    .map(|c| (c.site.name, c.namespace, true)),
+            );
+            places.sort();
+            places.dedup();
+            for (cluster, namespace, local) in places {
+                let mut spec = VirtualServiceSpec {
+                    hosts: vec![host.clone()],
+                    http: rules.http.clone(),
+                    tcp: rules.tcp.clone(),
+                    tls: rules.tls.clone(),
+                    export_to: if local { vec![".".into()] } else { Vec::new() },
+                    ..VirtualServiceSpec::default()
+                };
+                if !rules.http.is_empty() && !rules.catch_all {
+                    spec.http.push(default_http.clone());
+                }
+                let mut meta = out.meta(
+                    cluster,
+                    object_name(&[intent.as_str(), "routes"]),
+                    namespace.as_str(),
+                    &url,
+                );
+                meta.annotations
+                    .insert(ANNOTATION_ROUTES.into(), rules.names.join(","));
+                out.push(cluster, meta, spec);
+            }
+            for client in plan
+                .clients
+                .iter()
+                .filter(|c| c.reach == Reach::EgressGateway)
+            {
+                let name = object_name(&[intent.as_str(), "to-egress"]);
+                if let Some(vs) = find_vs(
+                    out.objects_mut(client.site.name),
+                    client.namespace.as_str(),
+                    &name,
+                ) {
+                    vs.metadata
+                        .annotations
+                        .insert(ANNOTATION_NOT_APPLIED.into(), rules.names.join(","));
+                }
+            }
+        }
+        RouteGateway::Ingress => {
+            let name = super::edge::ingress_vs_name(intent.as_str());
+            for server in &plan.servers {
+                if let Some(vs) =
+                    find_vs(out.objects_mut(server.name), plan.namespace.as_str(), &name)
+                {
+                    if !rules.http.is_empty() {
+                        let mut http = rules.http.clone();
+                        if !rules.catch_all {
+                            http.append(&mut vs.spec.http);
+                        }
+                        vs.spec.http = http;
+                    }
+                    if !rules.tcp.is_empty() {
+                        vs.spec.tcp.splice(0..0, rules.tcp.iter().cloned());
+                    }
+                    vs.metadata
+                        .annotations
+                        .insert(ANNOTATION_ROUTES.into(), rules.names.join(","));
+                }
+            }
+        }
+    }
+}
+
+fn outbound_routes(model: &IntentSetModel, intent: &Name, group: &Group, out: &mut Emitter) {
+    let plan = plan_outbound(model, intent);
+    let host = plan.spec.hosts[0].to_string();
+    let rules = rules(group, &host, outbound::http_target_port(plan.spec));
+    let url = out.intent_url(outbound::COLLECTION, intent);
+    let through_egress = plan.spec.egress_gateway;
+    let name = outbound::route_vs_name(intent, through_egress);
+    for (cluster, (site, namespaces)) in &plan.sites {
+        let namespaces: Vec<&str> = if through_egress {
+            vec![site.spec.istio.egress_gateway.namespace.as_str()]
+        } else {
+            namespaces.iter().map(|n| n.as_str()).collect()
+        };
+        for namespace in namespaces {
+            let objects = out.objects_mut(cluster);
+            if find_vs(objects, namespace, &name).is_none() {
+                // Without an egress gateway and without origination there is no mesh
+                // VirtualService yet: start from the default routes.
+                let meta = out.meta(cluster, name.clone(), namespace, &url);
+                out.push(cluster, meta, outbound::default_routes(plan.spec, None));
+            }
+            if let Some(vs) = find_vs(out.objects_mut(cluster), namespace, &name) {
+                let mut here = rules.clone();
+                bind_to_gateways(&mut here, &vs.spec.gateways);
+                if rules.catch_all {
+                    vs.spec.http.clear();
+                }
+                prepend(vs, &here);
+            }
+        }
+    }
+}
