@@ -113,6 +113,10 @@ pub struct Settings {
     /// Seconds a graceful shutdown waits for requests in flight.
     pub shutdown_timeout: u64,
     pub workers: Option<usize>,
+    /// The deploy worker of this process (None: this replica serves the API only).
+    pub worker: Option<crate::worker::WorkerSettings>,
+    /// How deploys talk to clusters.
+    pub push: crate::push::PushSettings,
 }
 
 #[cfg(test)]

@@ -45,6 +45,72 @@ impl DatabaseArgs {
     }
 }
 
+/// How deploys run and talk to clusters.
+#[derive(clap::Args)]
+struct DeployArgs {
+    /// Run the deploy worker in this process (false: this replica serves the API only).
+    #[arg(long, env = "MESHINTENT_DEPLOY_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    deploy_worker: bool,
+    /// Seconds a worker's claim on a deployment lasts without renewal (a crashed worker's
+    /// deployment is resumed after this).
+    #[arg(long, env = "MESHINTENT_DEPLOY_LEASE", default_value_t = 30)]
+    deploy_lease: u64,
+    /// Seconds between looks for work queued by other replicas.
+    #[arg(long, env = "MESHINTENT_DEPLOY_POLL", default_value_t = 2)]
+    deploy_poll: u64,
+    /// Clusters a deployment works on at once.
+    #[arg(long, env = "MESHINTENT_CLUSTER_CONCURRENCY", default_value_t = 4)]
+    cluster_concurrency: usize,
+    /// Requests in flight per cluster.
+    #[arg(long, env = "MESHINTENT_OBJECT_CONCURRENCY", default_value_t = 8)]
+    object_concurrency: usize,
+    /// Attempts per cluster request on transient errors (connection refused, timeouts, 429, 5xx).
+    #[arg(long, env = "MESHINTENT_RETRY_ATTEMPTS", default_value_t = 6)]
+    retry_attempts: u32,
+    /// First retry delay ceiling in milliseconds (doubles per attempt, full jitter).
+    #[arg(long, env = "MESHINTENT_RETRY_BASE_MS", default_value_t = 250)]
+    retry_base_ms: u64,
+    /// Largest retry delay in milliseconds.
+    #[arg(long, env = "MESHINTENT_RETRY_MAX_MS", default_value_t = 10_000)]
+    retry_max_ms: u64,
+    /// Seconds to connect to a cluster's API server.
+    #[arg(long, env = "MESHINTENT_CLUSTER_CONNECT_TIMEOUT", default_value_t = 10)]
+    cluster_connect_timeout: u64,
+    /// Seconds a cluster request may take.
+    #[arg(long, env = "MESHINTENT_CLUSTER_REQUEST_TIMEOUT", default_value_t = 30)]
+    cluster_request_timeout: u64,
+}
+
+impl DeployArgs {
+    fn settings(
+        &self,
+    ) -> (
+        Option<meshintent::worker::WorkerSettings>,
+        meshintent::push::PushSettings,
+    ) {
+        use std::time::Duration;
+        let worker = self
+            .deploy_worker
+            .then(|| meshintent::worker::WorkerSettings {
+                lease: Duration::from_secs(self.deploy_lease.max(3)),
+                poll_interval: Duration::from_secs(self.deploy_poll.max(1)),
+                cluster_concurrency: self.cluster_concurrency.max(1),
+                ..Default::default()
+            });
+        let push = meshintent::push::PushSettings {
+            retry: meshintent::push::RetryPolicy {
+                attempts: self.retry_attempts.max(1),
+                base_delay: Duration::from_millis(self.retry_base_ms),
+                max_delay: Duration::from_millis(self.retry_max_ms),
+            },
+            object_concurrency: self.object_concurrency.max(1),
+            connect_timeout: Duration::from_secs(self.cluster_connect_timeout.max(1)),
+            request_timeout: Duration::from_secs(self.cluster_request_timeout.max(1)),
+        };
+        (worker, push)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (runs migrations first).
@@ -64,6 +130,8 @@ enum Command {
         /// HTTP worker threads (default: one per CPU).
         #[arg(long, env = "MESHINTENT_WORKERS")]
         workers: Option<usize>,
+        #[command(flatten)]
+        deploy: DeployArgs,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -198,9 +266,11 @@ async fn run(command: Command) -> Result<(), String> {
             secret_key,
             shutdown_timeout,
             workers,
+            deploy,
         } => {
             let database = database.settings()?;
             let secret_key = SecretKeySource::resolve(secret_key.as_deref(), &database)?;
+            let (worker, push) = deploy.settings();
             let settings = Settings {
                 listen,
                 database,
@@ -208,6 +278,8 @@ async fn run(command: Command) -> Result<(), String> {
                 handle_signals: true,
                 shutdown_timeout,
                 workers,
+                worker,
+                push,
             };
             let app = Application::build(&settings)
                 .await

@@ -32,21 +32,42 @@ pub enum StartupError {
     },
 }
 
-/// A bound, not yet running server.
+/// A bound, not yet running server, and its deploy worker.
 pub struct Application {
     port: u16,
     server: Server,
     service: Service,
+    worker: Option<crate::worker::WorkerHandle>,
+}
+
+/// A running application (for tests: stop it, or kill it as a crash would).
+pub struct RunningApplication {
+    pub port: u16,
+    server: actix_web::dev::ServerHandle,
+    worker: Option<crate::worker::WorkerHandle>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApplication {
+    /// Stops at once: the worker is aborted mid-deployment and the server drops connections.
+    pub async fn kill(self) {
+        if let Some(worker) = &self.worker {
+            worker.kill();
+        }
+        self.server.stop(false).await;
+        let _ = self.task.await;
+    }
 }
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         crate::tls::install_crypto_provider();
+        crate::telemetry::init_metrics();
         tracing::info!(database = %settings.database.describe(), "connecting");
         let store = settings.database.connect().await?;
         store.migrate().await?;
         let secrets = settings.secret_key.load()?;
-        let service = Service::new(store, secrets);
+        let service = Service::new(store, secrets).with_push_settings(settings.push.clone());
         let listener =
             TcpListener::bind(&settings.listen).map_err(|source| StartupError::Listen {
                 address: settings.listen.clone(),
@@ -65,10 +86,15 @@ impl Application {
                 source,
             })?;
         tracing::info!(address = %settings.listen, port, "listening; API documentation at /swagger-ui/");
+        let worker = settings
+            .worker
+            .clone()
+            .map(|w| crate::worker::spawn(service.clone(), w));
         Ok(Self {
             port,
             server,
             service,
+            worker,
         })
     }
 
@@ -80,13 +106,39 @@ impl Application {
         &self.service
     }
 
-    /// Serves until the server is stopped (SIGTERM/SIGINT when signals are handled), then
-    /// closes the database pool.
+    /// Serves until the server is stopped (SIGTERM/SIGINT when signals are handled), then stops
+    /// the worker (a deployment in progress is resumed by another worker, or at the next start,
+    /// once its lease runs out) and closes the database pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
         self.service.store().close().await;
         tracing::info!("stopped");
         result
+    }
+
+    /// Runs in the background (tests).
+    pub fn spawn(self) -> RunningApplication {
+        let handle = self.server.handle();
+        let Application {
+            port,
+            server,
+            service,
+            worker,
+        } = self;
+        let task = tokio::spawn(async move {
+            let result = server.await;
+            service.store().close().await;
+            result
+        });
+        RunningApplication {
+            port,
+            server: handle,
+            worker,
+            task,
+        }
     }
 }
 

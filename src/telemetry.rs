@@ -22,3 +22,42 @@ pub fn init(json: bool) {
         builder.try_init()
     };
 }
+
+static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder once per process (later calls reuse it).
+pub fn init_metrics() {
+    METRICS.get_or_init(|| {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("meshintent_apply_seconds".into()),
+                &[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ],
+            )
+            .expect("valid buckets")
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        metrics::describe_counter!(
+            "meshintent_deploys_total",
+            "Finished deployments by action and outcome"
+        );
+        metrics::describe_counter!(
+            "meshintent_objects_total",
+            "Objects handled by deploys, by cluster and result"
+        );
+        metrics::describe_histogram!(
+            "meshintent_apply_seconds",
+            metrics::Unit::Seconds,
+            "Latency of server-side apply requests, retries included"
+        );
+        metrics::describe_gauge!("meshintent_queue_depth", "Deployments waiting or running");
+        handle
+    });
+}
+
+/// The metrics in the Prometheus text format.
+pub fn render_metrics() -> String {
+    METRICS.get().map(|h| h.render()).unwrap_or_default()
+}

@@ -2,6 +2,7 @@
 
 pub mod bindings;
 pub mod body;
+pub mod deploy;
 pub mod fallback;
 pub mod health;
 pub mod problem;
@@ -37,7 +38,8 @@ Errors are `application/problem+json` (RFC 9457); validation errors list the fie
         (name = "security-intents", description = "What a client may do"),
         (name = "outbound-intents", description = "External services the mesh may reach"),
         (name = "route-intents", description = "Traffic management on a service"),
-        (name = "health", description = "Probes"),
+        (name = "deployments", description = "Deploying sets to clusters, and their status"),
+        (name = "health", description = "Probes and metrics"),
     ),
     components(schemas(Problem, FieldError))
 )]
@@ -50,6 +52,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(sets::traffic_intent_set_manifests);
     cfg.service(bindings::client_binding);
     cfg.service(bindings::credentials_adapt);
+    cfg.service(deploy::traffic_intent_set_deploy);
+    cfg.service(deploy::traffic_intent_set_terminate);
+    cfg.service(deploy::traffic_intent_set_status);
+    cfg.service(deploy::deployment_list);
+    cfg.service(deploy::deployment_get);
+    cfg.service(deploy::metrics);
     cfg.service(health::healthz);
     cfg.service(health::readyz);
 }

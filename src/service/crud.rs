@@ -303,6 +303,7 @@ impl Service {
             .await?
             .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
         check_precondition(path, &current, if_match.as_ref())?;
+        self.check_not_deployed(&mut tx, path, id).await?;
         match tx.delete(id, cascade).await {
             Ok(()) => {
                 tx.commit().await?;

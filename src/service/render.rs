@@ -28,28 +28,41 @@ pub struct RenderedSet {
 impl Service {
     /// Loads the set at `path`, allocates (and keeps) the VIPs it needs, and renders it.
     pub async fn render(&self, path: &ResourcePath) -> Result<RenderedSet> {
+        let mut tx = self.store.begin_write().await?;
+        let (rendered, _) = self.render_in(&mut tx, path).await?;
+        tx.commit().await?;
+        Ok(rendered)
+    }
+
+    /// `render` within a write transaction (the set row is locked); also returns the set's id.
+    pub(crate) async fn render_in(
+        &self,
+        tx: &mut Tx,
+        path: &ResourcePath,
+    ) -> Result<(RenderedSet, Uuid)> {
         let address = SetAddress::from_path(path)
             .ok_or_else(|| Error::internal("render", "not a set path"))?;
-        let mut tx = self.store.begin_write().await?;
-        let rows = self.resolve_path(&mut tx, path).await?;
+        let rows = self.resolve_path(tx, path).await?;
         let set_id = rows[rows.len() - 1].id;
         let composite_app_id = rows[1].id;
         tx.lock(set_id).await?;
-        let (model, ids) = load_model(&mut tx, address, composite_app_id, set_id).await?;
+        let (model, ids) = load_model(tx, address, composite_app_id, set_id).await?;
         let needs = generate::vips::needs(&model).map_err(|e| render_error(path, e))?;
-        let vips = allocate(&mut tx, &model, &ids, &needs)
+        let vips = allocate(tx, &model, &ids, &needs)
             .await
             .map_err(|e| match e {
                 AllocationError::Render(errors) => render_error(path, errors),
                 AllocationError::Other(e) => e,
             })?;
-        tx.commit().await?;
         let manifests = generate::render(&model, &vips).map_err(|e| render_error(path, e))?;
-        Ok(RenderedSet {
-            model,
-            vips,
-            manifests,
-        })
+        Ok((
+            RenderedSet {
+                model,
+                vips,
+                manifests,
+            },
+            set_id,
+        ))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The only place with SQL. One `Store` speaks to PostgreSQL (production) or to an embedded
 //! SQLite file (the zero-setup default); both run the same statements unless noted.
 
+mod deployments;
 mod resources;
 mod vips;
 
@@ -12,6 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub use deployments::{
+    ClusterRow, DeploymentRow, InventoryRow, NewDeployment, ObjectKey, ObjectRow,
+};
 pub use resources::{NewResource, ROOT_ID, Referrer, ResourceRow};
 pub use vips::VipRow;
 

@@ -27,8 +27,13 @@ pub struct TestApp {
     /// The SQLite file, or the PostgreSQL URL with the test's schema.
     pub database: DatabaseLocation,
     dir: PathBuf,
+    /// Removed with the last app on the directory.
+    owns_dir: bool,
+    running: Option<meshintent::startup::RunningApplication>,
+    secret_key: SecretKeySource,
 }
 
+#[derive(Clone)]
 pub enum DatabaseLocation {
     Sqlite(PathBuf),
     Postgres(String),
@@ -36,7 +41,101 @@ pub enum DatabaseLocation {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Fast retries and a short lease, so failure tests finish quickly.
+pub fn test_push_settings() -> meshintent::push::PushSettings {
+    meshintent::push::PushSettings {
+        retry: meshintent::push::RetryPolicy {
+            attempts: 3,
+            base_delay: std::time::Duration::from_millis(20),
+            max_delay: std::time::Duration::from_millis(100),
+        },
+        object_concurrency: 4,
+        connect_timeout: std::time::Duration::from_secs(2),
+        request_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+pub fn test_worker_settings() -> meshintent::worker::WorkerSettings {
+    meshintent::worker::WorkerSettings {
+        lease: std::time::Duration::from_secs(2),
+        poll_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
+async fn start(
+    database: &DatabaseLocation,
+    secret_key: &SecretKeySource,
+    worker: bool,
+) -> (String, meshintent::startup::RunningApplication) {
+    let database_settings = match database {
+        DatabaseLocation::Sqlite(path) => DatabaseSettings::Sqlite { path: path.clone() },
+        DatabaseLocation::Postgres(url) => DatabaseSettings::Postgres(PostgresSettings {
+            url: url.clone(),
+            max_connections: 20,
+        }),
+    };
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database: database_settings,
+        secret_key: secret_key.clone(),
+        handle_signals: false,
+        shutdown_timeout: 1,
+        workers: Some(2),
+        worker: worker.then(test_worker_settings),
+        push: test_push_settings(),
+    };
+    let app = Application::build(&settings)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    (address, app.spawn())
+}
+
+impl TestApp {
+    /// A store on the app's database, for looking under the API.
+    pub async fn store(&self) -> meshintent::store::Store {
+        match &self.database {
+            DatabaseLocation::Sqlite(path) => meshintent::store::Store::connect_sqlite(path)
+                .await
+                .unwrap(),
+            DatabaseLocation::Postgres(url) => {
+                meshintent::store::Store::connect_postgres(&PostgresSettings {
+                    url: url.clone(),
+                    max_connections: 20,
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
+
+    /// Another server (and worker) on the same database, as a second replica or a restart.
+    pub async fn another(&self) -> TestApp {
+        let (address, running) = start(&self.database, &self.secret_key, true).await;
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            backend: self.backend,
+            database: self.database.clone(),
+            dir: self.dir.clone(),
+            owns_dir: false,
+            running: Some(running),
+            secret_key: self.secret_key.clone(),
+        }
+    }
+
+    /// Stops the server and worker at once, as a crash would (the database stays).
+    pub async fn kill(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.kill().await;
+        }
     }
 }
 
@@ -75,6 +174,11 @@ fn record_postgres_run(test: &str) {
 
 /// Starts the app on `backend`, or returns None when PostgreSQL tests are not enabled.
 pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
+    spawn_app_with(backend, test, true).await
+}
+
+/// Like `spawn_app`, choosing whether the app runs a deploy worker.
+pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Option<TestApp> {
     let dir = std::env::temp_dir().join(format!("meshintent-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let (database, location, secret_key) = match backend {
@@ -105,25 +209,17 @@ pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
             )
         }
     };
-    let settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        database,
-        secret_key,
-        handle_signals: false,
-        shutdown_timeout: 1,
-        workers: Some(2),
-    };
-    let app = Application::build(&settings)
-        .await
-        .expect("the application starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (address, running) = start(&location, &secret_key, worker).await;
+    let _ = database;
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
         backend,
         database: location,
         dir,
+        owns_dir: true,
+        running: Some(running),
+        secret_key,
     })
 }
 

@@ -4,10 +4,13 @@ mod helpers;
 
 #[path = "../support/crd_schema.rs"]
 mod crd_schema;
+#[path = "../support/fake_kube/mod.rs"]
+mod fake_kube;
 
 mod bindings;
 mod concurrency;
 mod crud;
+mod deploy;
 mod manifests;
 mod openapi;
 mod process;

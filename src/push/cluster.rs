@@ -1,0 +1,550 @@
+//! Applying a set's objects to one cluster, pruning what it no longer wants, and reading back
+//! what is there. Kubernetes side effects only; progress is handed to a `Recorder`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::Value;
+
+use super::hash::{ANNOTATION_HASH, content_hash, desired_hash};
+use super::kinds::{KINDS, api_resource, rank, resource};
+use super::retry::{RetryPolicy, describe, with_retries};
+use crate::generate::naming::{MANAGED_BY, MANAGED_BY_VALUE};
+use crate::store::ObjectKey;
+
+/// The field manager of every write (server-side apply).
+pub const FIELD_MANAGER: &str = "meshintent";
+
+/// Limits for talking to one cluster.
+#[derive(Clone, Debug)]
+pub struct PushSettings {
+    pub retry: RetryPolicy,
+    /// Requests in flight per cluster (within one apply tier).
+    pub object_concurrency: usize,
+    pub connect_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            object_concurrency: 8,
+            connect_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ObjectState {
+    Desired,
+    Applied,
+    Unchanged,
+    Pruned,
+    Conflict,
+    Failed,
+}
+
+impl ObjectState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectState::Desired => "desired",
+            ObjectState::Applied => "applied",
+            ObjectState::Unchanged => "unchanged",
+            ObjectState::Pruned => "pruned",
+            ObjectState::Conflict => "conflict",
+            ObjectState::Failed => "failed",
+        }
+    }
+
+    /// States after which the object needs nothing more in this deployment.
+    pub fn is_final(state: &str) -> bool {
+        matches!(state, "applied" | "unchanged" | "pruned" | "conflict")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Apply,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Apply => "apply",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// What happened to one object.
+#[derive(Clone, Debug)]
+pub struct ObjectEvent {
+    pub key: ObjectKey,
+    pub operation: Operation,
+    pub state: ObjectState,
+    pub message: Option<String>,
+    /// The content hash now on the cluster (applied or unchanged objects).
+    pub hash: Option<String>,
+}
+
+/// Where progress goes (the deployment's rows and the inventory).
+pub trait Recorder: Sync {
+    fn record(&self, event: ObjectEvent) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// One cluster's part of a deployment.
+#[derive(Clone, Debug)]
+pub struct ClusterPlan {
+    pub cluster: String,
+    /// The labels that identify the set's objects (a label selector).
+    pub set_labels: BTreeMap<String, String>,
+    /// Objects wanted on the cluster (empty to remove everything: terminate).
+    pub desired: Vec<Value>,
+    /// Objects the inventory says the set has there.
+    pub inventory: Vec<ObjectKey>,
+    /// Objects already finished in this deployment (when a deployment is resumed).
+    pub finished: BTreeSet<ObjectKey>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOutcome {
+    /// The cluster could not be worked with at all (unreachable, no credentials).
+    pub unreachable: Option<String>,
+    pub writes: i64,
+    pub counts: BTreeMap<ObjectState, usize>,
+    /// The first failures, for the cluster's message.
+    pub problems: Vec<String>,
+}
+
+impl ClusterOutcome {
+    pub fn count(&self, state: ObjectState) -> usize {
+        self.counts.get(&state).copied().unwrap_or(0)
+    }
+}
+
+pub fn key_of(cluster: &str, object: &Value) -> ObjectKey {
+    ObjectKey {
+        cluster: cluster.to_owned(),
+        api_version: object["apiVersion"].as_str().unwrap_or_default().to_owned(),
+        kind: object["kind"].as_str().unwrap_or_default().to_owned(),
+        namespace: object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+fn selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn api_for(client: &kube::Client, key: &ObjectKey) -> Option<Api<DynamicObject>> {
+    let ar = api_resource(&key.api_version, &key.kind)?;
+    Some(Api::namespaced_with(client.clone(), &key.namespace, &ar))
+}
+
+fn to_value(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+/// Every object of the set on the cluster, found by its labels (all namespaces).
+pub async fn list_owned(
+    client: &kube::Client,
+    cluster: &str,
+    set_labels: &BTreeMap<String, String>,
+    retry: &RetryPolicy,
+) -> Result<BTreeMap<ObjectKey, Value>, String> {
+    let params = ListParams::default().labels(&selector(set_labels));
+    let mut out = BTreeMap::new();
+    for (group, kind, plural) in KINDS {
+        let ar = resource(group, kind, plural);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let (list, _) = with_retries(retry, || api.list(&params)).await;
+        let list = list.map_err(|e| format!("cannot list {kind} objects: {}", describe(&e)))?;
+        for item in &list.items {
+            let mut value = to_value(item);
+            value["apiVersion"] = Value::String(ar.api_version.clone());
+            value["kind"] = Value::String(kind.to_owned());
+            out.insert(key_of(cluster, &value), value);
+        }
+    }
+    Ok(out)
+}
+
+/// Who owns an object found on the cluster: None when it is this set's.
+fn foreign_owner(live: &Value, set_labels: &BTreeMap<String, String>) -> Option<String> {
+    let labels = &live["metadata"]["labels"];
+    if labels[MANAGED_BY].as_str() != Some(MANAGED_BY_VALUE) {
+        return Some(format!(
+            "exists and is not managed by meshintent (no {MANAGED_BY}: {MANAGED_BY_VALUE} label); left untouched"
+        ));
+    }
+    let mismatch = set_labels
+        .iter()
+        .any(|(k, v)| labels[k].as_str() != Some(v.as_str()));
+    mismatch.then(|| {
+        let owner: Vec<&str> = [
+            crate::generate::naming::LABEL_PROJECT,
+            crate::generate::naming::LABEL_COMPOSITE_APP,
+            crate::generate::naming::LABEL_VERSION,
+            crate::generate::naming::LABEL_SET,
+        ]
+        .iter()
+        .map(|k| labels[*k].as_str().unwrap_or("?"))
+        .collect();
+        format!(
+            "belongs to traffic intent set {}; left untouched",
+            owner.join("/")
+        )
+    })
+}
+
+struct Tally {
+    writes: i64,
+    events: Vec<(ObjectState, Option<String>)>,
+}
+
+/// Applies the plan: every desired object in apply order (in parallel within a kind), then
+/// prunes what the set has there but no longer wants, in reverse order.
+pub async fn run_cluster<R: Recorder>(
+    client: &kube::Client,
+    plan: ClusterPlan,
+    settings: &PushSettings,
+    recorder: &R,
+) -> ClusterOutcome {
+    let mut outcome = ClusterOutcome::default();
+    let owned = match list_owned(client, &plan.cluster, &plan.set_labels, &settings.retry).await {
+        Ok(owned) => owned,
+        Err(message) => {
+            outcome.unreachable = Some(message);
+            return outcome;
+        }
+    };
+    let mut desired = plan.desired.clone();
+    desired.sort_by_key(|o| rank(o["kind"].as_str().unwrap_or_default()));
+    let wanted: BTreeSet<ObjectKey> = desired.iter().map(|o| key_of(&plan.cluster, o)).collect();
+
+    let mut tiers: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+    for object in desired {
+        let key = key_of(&plan.cluster, &object);
+        if !plan.finished.contains(&key) {
+            tiers.entry(rank(&key.kind)).or_default().push(object);
+        }
+    }
+    for (_, tier) in tiers {
+        let results: Vec<Tally> = stream::iter(tier)
+            .map(|object| apply_one(client, &plan, &owned, object, settings, recorder))
+            .buffer_unordered(settings.object_concurrency.max(1))
+            .collect()
+            .await;
+        absorb(&mut outcome, results);
+    }
+
+    let mut stale: Vec<ObjectKey> = plan
+        .inventory
+        .iter()
+        .chain(owned.keys())
+        .filter(|k| k.cluster == plan.cluster && !wanted.contains(k) && !plan.finished.contains(k))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    stale.sort_by_key(|k| std::cmp::Reverse(rank(&k.kind)));
+    let mut tiers: BTreeMap<std::cmp::Reverse<usize>, Vec<ObjectKey>> = BTreeMap::new();
+    for key in stale {
+        tiers
+            .entry(std::cmp::Reverse(rank(&key.kind)))
+            .or_default()
+            .push(key);
+    }
+    for (_, tier) in tiers {
+        let results: Vec<Tally> = stream::iter(tier)
+            .map(|key| prune_one(client, &plan, &owned, key, settings, recorder))
+            .buffer_unordered(settings.object_concurrency.max(1))
+            .collect()
+            .await;
+        absorb(&mut outcome, results);
+    }
+    outcome
+}
+
+fn absorb(outcome: &mut ClusterOutcome, results: Vec<Tally>) {
+    for tally in results {
+        outcome.writes += tally.writes;
+        for (state, problem) in tally.events {
+            *outcome.counts.entry(state).or_default() += 1;
+            if let Some(problem) = problem
+                && outcome.problems.len() < 5
+            {
+                outcome.problems.push(problem);
+            }
+        }
+    }
+}
+
+async fn note<R: Recorder>(recorder: &R, event: ObjectEvent, tally: &mut Tally) {
+    let problem = matches!(event.state, ObjectState::Failed | ObjectState::Conflict).then(|| {
+        format!(
+            "{} {}/{}: {}",
+            event.key.kind,
+            event.key.namespace,
+            event.key.name,
+            event.message.clone().unwrap_or_default()
+        )
+    });
+    let state = event.state;
+    if let Err(e) = recorder.record(event).await {
+        tracing::error!(error = %e, "recording deploy progress failed");
+    }
+    tally.events.push((state, problem));
+}
+
+async fn apply_one<R: Recorder>(
+    client: &kube::Client,
+    plan: &ClusterPlan,
+    owned: &BTreeMap<ObjectKey, Value>,
+    mut object: Value,
+    settings: &PushSettings,
+    recorder: &R,
+) -> Tally {
+    let mut tally = Tally {
+        writes: 0,
+        events: Vec::new(),
+    };
+    let key = key_of(&plan.cluster, &object);
+    let event = |state, message: Option<String>, hash: Option<String>| ObjectEvent {
+        key: key.clone(),
+        operation: Operation::Apply,
+        state,
+        message,
+        hash,
+    };
+    let Some(api) = api_for(client, &key) else {
+        note(
+            recorder,
+            event(
+                ObjectState::Failed,
+                Some(format!("meshintent does not write {}", key.kind)),
+                None,
+            ),
+            &mut tally,
+        )
+        .await;
+        return tally;
+    };
+    let hash = desired_hash(&object);
+    object["metadata"]["annotations"][ANNOTATION_HASH] = Value::String(hash.clone());
+
+    let live = match owned.get(&key) {
+        Some(live) => Some(live.clone()),
+        None => {
+            let (found, _) = with_retries(&settings.retry, || api.get_opt(&key.name)).await;
+            match found {
+                Ok(found) => found.map(|o| to_value(&o)),
+                Err(e) => {
+                    note(
+                        recorder,
+                        event(ObjectState::Failed, Some(describe(&e)), None),
+                        &mut tally,
+                    )
+                    .await;
+                    return tally;
+                }
+            }
+        }
+    };
+    if let Some(live) = &live {
+        if let Some(owner) = foreign_owner(live, &plan.set_labels) {
+            note(
+                recorder,
+                event(ObjectState::Conflict, Some(owner), None),
+                &mut tally,
+            )
+            .await;
+            return tally;
+        }
+        let recorded =
+            live["metadata"]["annotations"][ANNOTATION_HASH].as_str() == Some(hash.as_str());
+        if recorded && content_hash(live, &object) == hash {
+            note(
+                recorder,
+                event(ObjectState::Unchanged, None, Some(hash)),
+                &mut tally,
+            )
+            .await;
+            return tally;
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let started = Instant::now();
+    let patch = Patch::Apply(&object);
+    let (result, attempts) =
+        with_retries(&settings.retry, || api.patch(&key.name, &params, &patch)).await;
+    metrics::histogram!("meshintent_apply_seconds").record(started.elapsed().as_secs_f64());
+    tally.writes += i64::from(attempts);
+    match result {
+        Ok(_) => {
+            note(
+                recorder,
+                event(ObjectState::Applied, None, Some(hash)),
+                &mut tally,
+            )
+            .await
+        }
+        Err(e) => {
+            note(
+                recorder,
+                event(ObjectState::Failed, Some(describe(&e)), None),
+                &mut tally,
+            )
+            .await
+        }
+    }
+    tally
+}
+
+async fn prune_one<R: Recorder>(
+    client: &kube::Client,
+    plan: &ClusterPlan,
+    owned: &BTreeMap<ObjectKey, Value>,
+    key: ObjectKey,
+    settings: &PushSettings,
+    recorder: &R,
+) -> Tally {
+    let mut tally = Tally {
+        writes: 0,
+        events: Vec::new(),
+    };
+    let event = |state, message: Option<String>| ObjectEvent {
+        key: key.clone(),
+        operation: Operation::Delete,
+        state,
+        message,
+        hash: None,
+    };
+    let Some(api) = api_for(client, &key) else {
+        note(
+            recorder,
+            event(
+                ObjectState::Pruned,
+                Some("not a kind meshintent writes; forgotten".into()),
+            ),
+            &mut tally,
+        )
+        .await;
+        return tally;
+    };
+    // Objects the inventory lists but the label selector did not find: confirm before deleting.
+    if !owned.contains_key(&key) {
+        let (found, _) = with_retries(&settings.retry, || api.get_opt(&key.name)).await;
+        match found {
+            Ok(None) => {
+                note(
+                    recorder,
+                    event(ObjectState::Pruned, Some("already gone".into())),
+                    &mut tally,
+                )
+                .await;
+                return tally;
+            }
+            Ok(Some(live)) => {
+                if let Some(owner) = foreign_owner(&to_value(&live), &plan.set_labels) {
+                    note(
+                        recorder,
+                        event(ObjectState::Conflict, Some(owner)),
+                        &mut tally,
+                    )
+                    .await;
+                    return tally;
+                }
+            }
+            Err(e) => {
+                note(
+                    recorder,
+                    event(ObjectState::Failed, Some(describe(&e))),
+                    &mut tally,
+                )
+                .await;
+                return tally;
+            }
+        }
+    }
+    let params = DeleteParams::default();
+    let (result, attempts) = with_retries(&settings.retry, || api.delete(&key.name, &params)).await;
+    tally.writes += i64::from(attempts);
+    match result {
+        Ok(_) => note(recorder, event(ObjectState::Pruned, None), &mut tally).await,
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            note(
+                recorder,
+                event(ObjectState::Pruned, Some("already gone".into())),
+                &mut tally,
+            )
+            .await
+        }
+        Err(e) => {
+            note(
+                recorder,
+                event(ObjectState::Failed, Some(describe(&e))),
+                &mut tally,
+            )
+            .await
+        }
+    }
+    tally
+}
+
+/// How a desired object differs from the live one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Drift {
+    /// Not on the cluster.
+    Missing,
+    /// On the cluster with other content (edited by someone, or applied by an older revision).
+    Changed,
+    /// On the cluster and labelled as the set's, but not desired.
+    Extra,
+}
+
+/// Compares the desired objects with what the cluster has.
+pub async fn verify(
+    client: &kube::Client,
+    cluster: &str,
+    set_labels: &BTreeMap<String, String>,
+    desired: &[Value],
+    retry: &RetryPolicy,
+) -> Result<BTreeMap<ObjectKey, Drift>, String> {
+    let owned = list_owned(client, cluster, set_labels, retry).await?;
+    let mut out = BTreeMap::new();
+    for object in desired {
+        let key = key_of(cluster, object);
+        match owned.get(&key) {
+            None => {
+                out.insert(key, Drift::Missing);
+            }
+            Some(live) if content_hash(live, object) != desired_hash(object) => {
+                out.insert(key, Drift::Changed);
+            }
+            Some(_) => {}
+        }
+    }
+    let wanted: BTreeSet<ObjectKey> = desired.iter().map(|o| key_of(cluster, o)).collect();
+    for key in owned.keys().filter(|k| !wanted.contains(k)) {
+        out.insert(key.clone(), Drift::Extra);
+    }
+    Ok(out)
+}

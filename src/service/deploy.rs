@@ -1,0 +1,569 @@
+//! Deploys and terminates: queued in the database, run by the worker (`crate::worker`), reported
+//! per cluster and per object.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::Service;
+use super::paging::Page;
+use crate::domain::cluster::ClusterSpec;
+use crate::domain::model::SetAddress;
+use crate::domain::names::Name;
+use crate::domain::resource::{Key, Kind, ResourcePath};
+use crate::error::{Error, Result};
+use crate::generate::naming;
+use crate::push::{ClusterAccess, Drift};
+use crate::store::{DeploymentRow, NewDeployment, ObjectKey, ROOT_ID, Tx};
+
+/// What a deployment does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Deploy,
+    Terminate,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deploy => "deploy",
+            Action::Terminate => "terminate",
+        }
+    }
+}
+
+/// The state of a deployment, or of one cluster in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub enum DeploymentState {
+    Pending,
+    Applying,
+    Applied,
+    Degraded,
+    Failed,
+    Terminating,
+    Terminated,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::Pending => "Pending",
+            DeploymentState::Applying => "Applying",
+            DeploymentState::Applied => "Applied",
+            DeploymentState::Degraded => "Degraded",
+            DeploymentState::Failed => "Failed",
+            DeploymentState::Terminating => "Terminating",
+            DeploymentState::Terminated => "Terminated",
+        }
+    }
+
+    pub fn parse(s: &str) -> DeploymentState {
+        match s {
+            "Applying" => DeploymentState::Applying,
+            "Applied" => DeploymentState::Applied,
+            "Degraded" => DeploymentState::Degraded,
+            "Failed" => DeploymentState::Failed,
+            "Terminating" => DeploymentState::Terminating,
+            "Terminated" => DeploymentState::Terminated,
+            _ => DeploymentState::Pending,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            DeploymentState::Pending | DeploymentState::Applying | DeploymentState::Terminating
+        )
+    }
+}
+
+/// A deployment in a list.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSummary {
+    pub revision: i64,
+    /// `deploy` or `terminate`.
+    pub action: String,
+    pub state: DeploymentState,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One page of deployments, newest first.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentList {
+    pub items: Vec<DeploymentSummary>,
+    pub next_page: Option<String>,
+}
+
+/// One object of a deployment.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// `apply` or `delete` (pruned or terminated).
+    pub operation: String,
+    /// `desired` (not done yet), `applied`, `unchanged`, `pruned`, `conflict` or `failed`.
+    pub state: String,
+    /// The API server's message, or why meshintent left the object alone.
+    pub message: Option<String>,
+    /// With `?verify=true`: `missing` or `changed` when the live object differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+}
+
+/// One cluster of a deployment.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterDeployment {
+    pub cluster: String,
+    pub state: DeploymentState,
+    pub message: Option<String>,
+    /// Write requests sent to the cluster (0 when nothing had to change).
+    pub writes: i64,
+    pub objects: Vec<ObjectStatus>,
+    /// With `?verify=true`: objects labelled as this set's that it does not want.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_objects: Vec<ObjectStatus>,
+    /// With `?verify=true`: why the cluster could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
+}
+
+/// A deployment with its per-cluster and per-object results.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatus {
+    pub revision: i64,
+    pub action: String,
+    pub state: DeploymentState,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Write requests sent to all clusters.
+    pub writes: i64,
+    /// With `?verify=true`: whether any live object differs from what was decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drifted: Option<bool>,
+    pub clusters: Vec<ClusterDeployment>,
+}
+
+fn summary(row: &DeploymentRow) -> DeploymentSummary {
+    DeploymentSummary {
+        revision: row.revision,
+        action: row.action.clone(),
+        state: DeploymentState::parse(&row.state),
+        message: row.message.clone(),
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+    }
+}
+
+/// The labels that identify a set's objects on a cluster (the label selector of prune and verify).
+pub fn set_labels(address: &SetAddress) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            naming::MANAGED_BY.to_owned(),
+            naming::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (
+            naming::LABEL_PROJECT.to_owned(),
+            address.project.to_string(),
+        ),
+        (
+            naming::LABEL_COMPOSITE_APP.to_owned(),
+            address.composite_app.to_string(),
+        ),
+        (
+            naming::LABEL_VERSION.to_owned(),
+            address.version.to_string(),
+        ),
+        (naming::LABEL_SET.to_owned(), address.set.to_string()),
+    ])
+}
+
+/// The objects of a stored `manifests` value, per cluster.
+pub fn manifests_by_cluster(
+    manifests: &serde_json::Value,
+) -> BTreeMap<String, Vec<serde_json::Value>> {
+    manifests
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(cluster, objects)| {
+                    (
+                        cluster.clone(),
+                        objects.as_array().cloned().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Service {
+    /// Renders the set, stores the rendered objects with a new revision and queues it.
+    pub async fn enqueue(&self, path: &ResourcePath, action: Action) -> Result<DeploymentSummary> {
+        let mut tx = self.store.begin_write().await?;
+        let (manifests, set_id) = match action {
+            Action::Deploy => {
+                let (rendered, set_id) = self.render_in(&mut tx, path).await?;
+                let manifests: BTreeMap<String, serde_json::Value> = rendered
+                    .manifests
+                    .iter()
+                    .map(|(c, objects)| {
+                        (
+                            c.to_string(),
+                            serde_json::to_value(objects).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                (manifests, set_id)
+            }
+            Action::Terminate => {
+                let rows = self.resolve_path(&mut tx, path).await?;
+                let set_id = rows[rows.len() - 1].id;
+                tx.lock(set_id).await?;
+                (BTreeMap::new(), set_id)
+            }
+        };
+        let revision = tx.next_deployment_revision(set_id).await?;
+        let manifests =
+            serde_json::to_value(&manifests).map_err(|e| Error::internal("manifests", e))?;
+        let id = tx
+            .insert_deployment(NewDeployment {
+                set_id,
+                revision,
+                action: action.as_str(),
+                manifests: manifests.clone(),
+            })
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Duplicate => {
+                    Error::Conflict("another deploy was queued at the same moment; retry".into())
+                }
+                other => other.into(),
+            })?;
+        let mut clusters: BTreeSet<String> =
+            manifests_by_cluster(&manifests).keys().cloned().collect();
+        clusters.extend(
+            tx.inventory(set_id)
+                .await?
+                .into_iter()
+                .map(|r| r.key.cluster),
+        );
+        for cluster in &clusters {
+            tx.insert_deployment_cluster(id, cluster, "Pending").await?;
+        }
+        for (cluster, objects) in manifests_by_cluster(&manifests) {
+            for object in &objects {
+                let key = crate::push::cluster::key_of(&cluster, object);
+                tx.upsert_object_state(id, &key, "apply", "desired", None)
+                    .await?;
+            }
+        }
+        let row = tx
+            .deployment(id)
+            .await?
+            .ok_or_else(|| Error::internal("enqueue", "row vanished"))?;
+        tx.commit().await?;
+        self.wake_worker();
+        tracing::info!(set = %path.url(), revision, action = action.as_str(), clusters = clusters.len(), "queued");
+        Ok(summary(&row))
+    }
+
+    async fn set_id(&self, tx: &mut Tx, path: &ResourcePath) -> Result<Uuid> {
+        let rows = self.resolve_path(tx, path).await?;
+        Ok(rows[rows.len() - 1].id)
+    }
+
+    /// A deployment of the set (the latest without `revision`), with every cluster and object.
+    pub async fn deployment_status(
+        &self,
+        path: &ResourcePath,
+        revision: Option<i64>,
+    ) -> Result<DeploymentStatus> {
+        let mut tx = self.store.begin_read().await?;
+        let set_id = self.set_id(&mut tx, path).await?;
+        let row = match revision {
+            Some(r) => tx.deployment_by_revision(set_id, r).await?,
+            None => tx.latest_deployment(set_id).await?,
+        };
+        let row = row.ok_or_else(|| match revision {
+            Some(r) => Error::NotFound(format!("{path} has no deployment revision {r}")),
+            None => Error::NotFound(format!("{path} has not been deployed")),
+        })?;
+        let clusters = tx.deployment_clusters(row.id).await?;
+        let objects = tx.deployment_objects(row.id).await?;
+        let mut by_cluster: BTreeMap<String, Vec<ObjectStatus>> = BTreeMap::new();
+        for o in objects {
+            by_cluster
+                .entry(o.key.cluster.clone())
+                .or_default()
+                .push(ObjectStatus {
+                    api_version: o.key.api_version,
+                    kind: o.key.kind,
+                    namespace: o.key.namespace,
+                    name: o.key.name,
+                    operation: o.operation,
+                    state: o.state,
+                    message: o.message,
+                    drift: None,
+                });
+        }
+        let clusters: Vec<ClusterDeployment> = clusters
+            .into_iter()
+            .map(|c| ClusterDeployment {
+                objects: by_cluster.remove(&c.cluster).unwrap_or_default(),
+                cluster: c.cluster,
+                state: DeploymentState::parse(&c.state),
+                message: c.message,
+                writes: c.writes,
+                extra_objects: Vec::new(),
+                verify_error: None,
+            })
+            .collect();
+        Ok(DeploymentStatus {
+            revision: row.revision,
+            action: row.action.clone(),
+            state: DeploymentState::parse(&row.state),
+            message: row.message.clone(),
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            writes: clusters.iter().map(|c| c.writes).sum(),
+            drifted: None,
+            clusters,
+        })
+    }
+
+    /// The latest deployment, with the live objects compared with what it decided.
+    pub async fn verify_deployment(&self, path: &ResourcePath) -> Result<DeploymentStatus> {
+        let mut status = self.deployment_status(path, None).await?;
+        let address = SetAddress::from_path(path)
+            .ok_or_else(|| Error::internal("verify", "not a set path"))?;
+        let labels = set_labels(&address);
+        let desired = {
+            let mut tx = self.store.begin_read().await?;
+            let set_id = self.set_id(&mut tx, path).await?;
+            let row = tx
+                .deployment_by_revision(set_id, status.revision)
+                .await?
+                .ok_or_else(|| Error::internal("verify", "row vanished"))?;
+            manifests_by_cluster(&row.manifests.0)
+        };
+        let settings = self.push_settings();
+        let mut drifted = false;
+        for cluster in &mut status.clusters {
+            let wanted = desired.get(&cluster.cluster).cloned().unwrap_or_default();
+            let result = match self.cluster_access(&cluster.cluster).await {
+                Ok(access) => match crate::push::connect::client(
+                    &access,
+                    settings.connect_timeout,
+                    settings.request_timeout,
+                )
+                .await
+                {
+                    Ok(client) => {
+                        crate::push::cluster::verify(
+                            &client,
+                            &cluster.cluster,
+                            &labels,
+                            &wanted,
+                            &settings.retry,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(drift) => {
+                    for object in &mut cluster.objects {
+                        let key = ObjectKey {
+                            cluster: cluster.cluster.clone(),
+                            api_version: object.api_version.clone(),
+                            kind: object.kind.clone(),
+                            namespace: object.namespace.clone(),
+                            name: object.name.clone(),
+                        };
+                        object.drift = match drift.get(&key) {
+                            Some(Drift::Missing) if object.operation == "apply" => {
+                                Some("missing".into())
+                            }
+                            Some(Drift::Changed) => Some("changed".into()),
+                            _ => None,
+                        };
+                        drifted |= object.drift.is_some();
+                    }
+                    for (key, d) in drift {
+                        if d == Drift::Extra
+                            && !cluster.objects.iter().any(|o| {
+                                o.kind == key.kind
+                                    && o.namespace == key.namespace
+                                    && o.name == key.name
+                                    && o.operation == "apply"
+                            })
+                        {
+                            drifted = true;
+                            cluster.extra_objects.push(ObjectStatus {
+                                api_version: key.api_version,
+                                kind: key.kind,
+                                namespace: key.namespace,
+                                name: key.name,
+                                operation: "none".into(),
+                                state: "extra".into(),
+                                message: Some("labelled as this set's but not desired".into()),
+                                drift: Some("extra".into()),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    drifted = true;
+                    cluster.verify_error = Some(e);
+                }
+            }
+        }
+        status.drifted = Some(drifted);
+        Ok(status)
+    }
+
+    /// The set's deployments, newest first.
+    pub async fn list_deployments(
+        &self,
+        path: &ResourcePath,
+        page: Page,
+    ) -> Result<DeploymentList> {
+        let limit = page.limit()?;
+        let before = match &page.after {
+            Some(token) => token.name.parse::<i64>().map_err(|_| Error::BadRequest {
+                detail: "pageToken is not a token this server issued".into(),
+                errors: vec![crate::domain::violations::FieldError::new(
+                    "pageToken",
+                    "must be the nextPage value of a previous response",
+                )],
+            })?,
+            None => i64::MAX,
+        };
+        let mut tx = self.store.begin_read().await?;
+        let set_id = self.set_id(&mut tx, path).await?;
+        let mut rows = tx.deployments_page(set_id, before, limit + 1).await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| {
+                super::PageToken {
+                    name: r.revision.to_string(),
+                    version: String::new(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(DeploymentList {
+            items: rows.iter().map(summary).collect(),
+            next_page: next,
+        })
+    }
+
+    /// How to reach a cluster: its kubeconfig (decrypted only here, in memory) or in-cluster.
+    pub async fn cluster_access(
+        &self,
+        cluster: &str,
+    ) -> std::result::Result<ClusterAccess, String> {
+        let name: Name = cluster
+            .parse()
+            .map_err(|_| format!("cluster \"{cluster}\" does not exist"))?;
+        let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
+        let row = tx
+            .child(ROOT_ID, Kind::Cluster, &Key::named(name))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("cluster \"{cluster}\" does not exist (any more)"))?;
+        let spec: ClusterSpec =
+            serde_json::from_value(row.spec.0.clone()).map_err(|e| e.to_string())?;
+        if spec.in_cluster {
+            return Ok(ClusterAccess::InCluster);
+        }
+        let sealed = tx
+            .credential(row.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!("cluster \"{cluster}\" has no kubeconfig (and inCluster is false)")
+            })?;
+        let plain = self
+            .secrets
+            .open(&sealed, row.id.as_bytes())
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(plain)
+            .map(ClusterAccess::Kubeconfig)
+            .map_err(|_| "the stored kubeconfig is not text".to_string())
+    }
+
+    /// Where a set sits in the tree, from its id (for a worker that only has the deployment).
+    pub async fn set_address(&self, set_id: Uuid) -> Result<SetAddress> {
+        let mut tx = self.store.begin_read().await?;
+        let set = tx
+            .by_id(set_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("the set was deleted".into()))?;
+        let ca = tx
+            .by_id(set.parent_id.unwrap_or(ROOT_ID))
+            .await?
+            .ok_or_else(|| Error::internal("set", "no composite app"))?;
+        let project = tx
+            .by_id(ca.parent_id.unwrap_or(ROOT_ID))
+            .await?
+            .ok_or_else(|| Error::internal("set", "no project"))?;
+        let parse = |s: &str| {
+            s.parse::<Name>()
+                .map_err(|e| Error::internal("stored name", e))
+        };
+        Ok(SetAddress {
+            project: parse(&project.name)?,
+            composite_app: parse(&ca.name)?,
+            version: ca
+                .version
+                .parse()
+                .map_err(|e: String| Error::internal("stored version", e))?,
+            set: parse(&set.name)?,
+        })
+    }
+
+    /// Refuses to delete a resource whose subtree holds sets with objects still on clusters.
+    pub(crate) async fn check_not_deployed(
+        &self,
+        tx: &mut Tx,
+        path: &ResourcePath,
+        id: Uuid,
+    ) -> Result<()> {
+        let kind = path.kind();
+        if !matches!(
+            kind,
+            Some(Kind::Project | Kind::CompositeApp | Kind::TrafficIntentSet)
+        ) {
+            return Ok(());
+        }
+        let deployed = tx.deployed_in_subtree(id).await?;
+        if deployed > 0 {
+            return Err(Error::Conflict(format!(
+                "{path} cannot be deleted: {deployed} of its objects are deployed on clusters; terminate the traffic intent set(s) first (POST .../terminate) so nothing is left behind"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,785 @@
+//! Deploying to clusters, against fake Kubernetes API servers (real HTTP, kube's real client).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::fake_kube::{FailRule, FakeKube};
+use crate::helpers::{CA, SET, TestApp, httpbin_intent};
+
+/// Two clusters backed by fake API servers: httpbin on cluster01, sleep on cluster02 (direct).
+async fn seed(app: &TestApp) -> (FakeKube, FakeKube) {
+    let a = FakeKube::start().await;
+    let b = FakeKube::start().await;
+    for (name, fake, address) in [
+        ("cluster01", &a, "198.51.100.10"),
+        ("cluster02", &b, "198.51.100.20"),
+    ] {
+        app.post(
+            "/v2/clusters",
+            json!({"metadata": {"name": name}, "spec": {
+            "identity": format!("{name}.mesh.example.com"),
+            "kubeconfig": fake.kubeconfig(),
+            "istio": {"ingressGateway": {"address": address}}}}),
+        )
+        .await
+        .expect(201);
+    }
+    app.post("/v2/projects", json!({"metadata": {"name": "shop"}}))
+        .await
+        .expect(201);
+    app.post(
+        "/v2/projects/shop/composite-apps",
+        json!({"metadata": {"name": "storefront"}, "spec": {"version": "v1"}}),
+    )
+    .await
+    .expect(201);
+    for (name, cluster) in [("httpbin", "cluster01"), ("sleep", "cluster02")] {
+        app.post(
+            &format!("{CA}/apps"),
+            json!({"metadata": {"name": name},
+            "spec": {"namespace": "default", "placement": {"clusters": [cluster]}}}),
+        )
+        .await
+        .expect(201);
+    }
+    app.post(
+        &format!("{CA}/traffic-intent-sets"),
+        json!({"metadata": {"name": "default"}}),
+    )
+    .await
+    .expect(201);
+    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
+        .await
+        .expect(201);
+    app.post(
+        &format!("{SET}/inbound-intents/httpbin/clients"),
+        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
+    )
+    .await
+    .expect(201);
+    (a, b)
+}
+
+async fn deploy(app: &TestApp, action: &str) -> i64 {
+    let reply = app
+        .request(Method::POST, &format!("{SET}/{action}"), None, &[])
+        .await
+        .expect(202);
+    let revision = reply.body["revision"].as_i64().unwrap();
+    assert_eq!(
+        reply.header("location"),
+        Some(&*format!("{SET}/deployments/{revision}"))
+    );
+    assert_eq!(reply.body["state"], "Pending");
+    revision
+}
+
+/// Polls a deployment until it ends.
+async fn wait(app: &TestApp, revision: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = app
+            .get(&format!("{SET}/deployments/{revision}"))
+            .await
+            .expect(200)
+            .body;
+        let state = status["state"].as_str().unwrap().to_owned();
+        if !matches!(state.as_str(), "Pending" | "Applying" | "Terminating") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployment {revision} did not end: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn cluster<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cluster"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {status:#}"))
+}
+
+fn object_states(status: &Value, name: &str) -> BTreeMap<String, String> {
+    cluster(status, name)["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["name"].as_str().unwrap()
+                ),
+                o["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// meshintent's objects on a fake cluster, as `Kind/name`.
+fn managed(fake: &FakeKube) -> Vec<String> {
+    let mut out: Vec<String> = fake
+        .objects()
+        .iter()
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "meshintent")
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+both_backends!(a_set_lands_on_both_clusters_in_parallel, |app| {
+    let (a, b) = seed(&app).await;
+    // cluster01 answers slowly: cluster02 must finish while cluster01 is still applying.
+    a.set_delay(Some(Duration::from_millis(400)));
+    let revision = deploy(&app, "deploy").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut overlapped = false;
+    while Instant::now() < deadline {
+        let status = app
+            .get(&format!("{SET}/deployments/{revision}"))
+            .await
+            .expect(200)
+            .body;
+        if cluster(&status, "cluster02")["state"] == "Applied"
+            && cluster(&status, "cluster01")["state"] == "Applying"
+        {
+            overlapped = true;
+            break;
+        }
+        if status["state"] != "Applying" && status["state"] != "Pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(overlapped, "clusters were not applied in parallel");
+    let status = wait(&app, revision).await;
+    a.set_delay(None);
+    assert_eq!(status["state"], "Applied", "{status:#}");
+    assert_eq!(
+        managed(&a),
+        [
+            "AuthorizationPolicy/httpbin-allow",
+            "DestinationRule/httpbin-dr",
+            "Gateway/httpbin-passthrough",
+            "PeerAuthentication/httpbin-peer-authn"
+        ]
+    );
+    assert_eq!(
+        managed(&b),
+        ["DestinationRule/httpbin-dr", "ServiceEntry/httpbin-remote"]
+    );
+    assert!(
+        object_states(&status, "cluster01")
+            .values()
+            .all(|s| s == "applied")
+    );
+    // Server-side apply with meshintent's field manager, the content hash kept on the object.
+    let patch = a
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/apply-patch+yaml")
+    );
+    assert_eq!(
+        patch.query_param("fieldManager").as_deref(),
+        Some("meshintent")
+    );
+    let dr = a
+        .object(
+            "networking.istio.io",
+            "destinationrules",
+            "default",
+            "httpbin-dr",
+        )
+        .unwrap();
+    assert_eq!(
+        dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"],
+        10
+    );
+    assert!(
+        dr["metadata"]["annotations"]["meshintent.io/spec-hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64)
+    );
+    // Objects in dependency order: entries and rules before gateways, policies last.
+    let kinds: Vec<String> = a
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.path.split('/').nth(6).unwrap_or("").to_owned())
+        .collect();
+    let position = |plural: &str| kinds.iter().position(|k| k == plural).unwrap();
+    assert!(position("destinationrules") < position("gateways"));
+    assert!(position("gateways") < position("authorizationpolicies"));
+    // Lists and the latest status agree.
+    let list = app
+        .get(&format!("{SET}/deployments"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(list["items"][0]["revision"], revision);
+    assert_eq!(
+        app.get(&format!("{SET}/status")).await.expect(200).body["revision"],
+        revision
+    );
+});
+
+both_backends!(an_unchanged_redeploy_sends_no_write, |app| {
+    let (a, b) = seed(&app).await;
+    let first = wait(&app, deploy(&app, "deploy").await).await;
+    assert_eq!(first["state"], "Applied");
+    assert!(first["writes"].as_i64().unwrap() > 0);
+    a.clear_requests();
+    b.clear_requests();
+    let again = wait(&app, deploy(&app, "deploy").await).await;
+    assert_eq!(again["state"], "Applied");
+    assert_eq!(again["writes"], 0, "{again:#}");
+    assert!(
+        again["message"].as_str().unwrap().contains("no changes"),
+        "{again:#}"
+    );
+    assert!(
+        object_states(&again, "cluster01")
+            .values()
+            .all(|s| s == "unchanged")
+    );
+    assert_eq!(
+        (a.write_count(), b.write_count()),
+        (0, 0),
+        "an unchanged set writes nothing"
+    );
+});
+
+both_backends!(
+    a_cluster_that_is_down_fails_alone_and_recovers_on_redeploy,
+    |app| {
+        let (a, b) = seed(&app).await;
+        b.stop().await;
+        let status = wait(&app, deploy(&app, "deploy").await).await;
+        assert_eq!(status["state"], "Degraded", "{status:#}");
+        assert_eq!(cluster(&status, "cluster01")["state"], "Applied");
+        let down = cluster(&status, "cluster02");
+        assert_eq!(down["state"], "Failed");
+        assert!(
+            down["message"].as_str().unwrap().contains("cannot"),
+            "{down:#}"
+        );
+        assert!(
+            object_states(&status, "cluster02")
+                .values()
+                .all(|s| s == "failed")
+        );
+        assert_eq!(managed(&a).len(), 4, "the healthy cluster was applied");
+
+        b.restart().await;
+        a.clear_requests();
+        let status = wait(&app, deploy(&app, "deploy").await).await;
+        assert_eq!(status["state"], "Applied", "{status:#}");
+        assert_eq!(
+            cluster(&status, "cluster01")["writes"],
+            0,
+            "nothing to redo on cluster01"
+        );
+        assert_eq!(a.write_count(), 0);
+        assert_eq!(
+            managed(&b),
+            ["DestinationRule/httpbin-dr", "ServiceEntry/httpbin-remote"]
+        );
+    }
+);
+
+both_backends!(
+    transient_errors_are_retried_and_client_errors_reported,
+    |app| {
+        let (a, _b) = seed(&app).await;
+        // Two 503s and a 429 are absorbed by retries.
+        a.fail_next(FailRule {
+            method: Some("PATCH"),
+            path_contains: Some("destinationrules"),
+            status: 503,
+            times: 2,
+        });
+        a.fail_next(FailRule {
+            method: Some("PATCH"),
+            path_contains: Some("gateways"),
+            status: 429,
+            times: 1,
+        });
+        // A validation error is reported at once, with the API server's message.
+        a.reject_apply("httpbin-peer-authn", "spec.mtls.mode: Unsupported value");
+        let status = wait(&app, deploy(&app, "deploy").await).await;
+        assert_eq!(status["state"], "Degraded", "{status:#}");
+        let states = object_states(&status, "cluster01");
+        assert_eq!(states["DestinationRule/httpbin-dr"], "applied");
+        assert_eq!(states["Gateway/httpbin-passthrough"], "applied");
+        assert_eq!(states["PeerAuthentication/httpbin-peer-authn"], "failed");
+        let failed = cluster(&status, "cluster01")["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "PeerAuthentication")
+            .unwrap();
+        assert!(
+            failed["message"].as_str().unwrap().contains("422"),
+            "{failed:#}"
+        );
+        assert!(
+            failed["message"]
+                .as_str()
+                .unwrap()
+                .contains("Unsupported value")
+        );
+        let attempts = a
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == "PATCH" && r.path.ends_with("/peerauthentications/httpbin-peer-authn")
+            })
+            .count();
+        assert_eq!(attempts, 1, "a 422 is not retried");
+    }
+);
+
+both_backends!(
+    an_unmanaged_object_is_a_conflict_and_left_untouched,
+    |app| {
+        let (a, _b) = seed(&app).await;
+        let theirs = a.insert_object(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "httpbin-dr", "namespace": "default", "labels": {"team": "platform"}},
+        "spec": {"host": "httpbin.default.svc.cluster.local", "trafficPolicy": {"tls": {"mode": "DISABLE"}}}
+    }), "kubectl");
+        let status = wait(&app, deploy(&app, "deploy").await).await;
+        assert_eq!(status["state"], "Degraded");
+        let dr = cluster(&status, "cluster01")["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "DestinationRule")
+            .unwrap()
+            .clone();
+        assert_eq!(dr["state"], "conflict");
+        assert!(
+            dr["message"]
+                .as_str()
+                .unwrap()
+                .contains("not managed by meshintent"),
+            "{dr:#}"
+        );
+        let after = a
+            .object(
+                "networking.istio.io",
+                "destinationrules",
+                "default",
+                "httpbin-dr",
+            )
+            .unwrap();
+        assert_eq!(after["spec"], theirs["spec"], "left untouched");
+        assert_eq!(
+            after["metadata"]["resourceVersion"],
+            theirs["metadata"]["resourceVersion"]
+        );
+        assert!(
+            !a.requests()
+                .iter()
+                .any(|r| r.is_write() && r.path.ends_with("/destinationrules/httpbin-dr"))
+        );
+        // The rest of the set still landed.
+        assert_eq!(
+            object_states(&status, "cluster01")["AuthorizationPolicy/httpbin-allow"],
+            "applied"
+        );
+    }
+);
+
+both_backends!(objects_no_longer_desired_are_pruned, |app| {
+    let (a, b) = seed(&app).await;
+    wait(&app, deploy(&app, "deploy").await).await;
+    assert!(managed(&b).contains(&"ServiceEntry/httpbin-remote".to_owned()));
+    // sleep no longer calls httpbin: cluster02 needs nothing, and httpbin is deny-all.
+    app.delete(&format!("{SET}/inbound-intents/httpbin/clients/sleep"))
+        .await
+        .expect(204);
+    let status = wait(&app, deploy(&app, "deploy").await).await;
+    assert_eq!(status["state"], "Applied", "{status:#}");
+    assert_eq!(managed(&b), Vec::<String>::new(), "cluster02 is emptied");
+    let pruned = object_states(&status, "cluster02");
+    assert_eq!(
+        pruned.values().filter(|s| *s == "pruned").count(),
+        2,
+        "{pruned:?}"
+    );
+    assert_eq!(
+        managed(&a),
+        [
+            "AuthorizationPolicy/httpbin-deny-all",
+            "DestinationRule/httpbin-dr",
+            "PeerAuthentication/httpbin-peer-authn"
+        ]
+    );
+    assert_eq!(
+        object_states(&status, "cluster01")["AuthorizationPolicy/httpbin-allow"],
+        "pruned"
+    );
+    // Pruning is tracked: the next deploy has nothing to remove.
+    b.clear_requests();
+    let again = wait(&app, deploy(&app, "deploy").await).await;
+    assert_eq!(again["writes"], 0);
+    assert_eq!(b.write_count(), 0);
+});
+
+both_backends!(
+    terminate_removes_everything_and_then_the_set_may_go,
+    |app| {
+        let (a, b) = seed(&app).await;
+        wait(&app, deploy(&app, "deploy").await).await;
+        let refused = app.delete(&format!("{SET}?cascade=true")).await.expect(409);
+        assert!(
+            refused.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("terminate"),
+            "{}",
+            refused.body
+        );
+        let status = wait(&app, deploy(&app, "terminate").await).await;
+        assert_eq!(status["state"], "Terminated", "{status:#}");
+        assert_eq!(status["action"], "terminate");
+        assert!(
+            managed(&a).is_empty() && managed(&b).is_empty(),
+            "{:?} {:?}",
+            managed(&a),
+            managed(&b)
+        );
+        let deletes: Vec<String> = a
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .map(|r| r.path.split('/').nth(6).unwrap_or("").to_owned())
+            .collect();
+        let position = |plural: &str| deletes.iter().position(|k| k == plural).unwrap();
+        assert!(
+            position("authorizationpolicies") < position("destinationrules"),
+            "deletes in reverse order: {deletes:?}"
+        );
+        app.delete(&format!("{SET}?cascade=true")).await.expect(204);
+    }
+);
+
+both_backends!(verify_reports_drift, |app| {
+    let (a, _b) = seed(&app).await;
+    wait(&app, deploy(&app, "deploy").await).await;
+    let clean = app
+        .get(&format!("{SET}/status?verify=true"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(clean["drifted"], false, "{clean:#}");
+    // Someone edits the DestinationRule and deletes the Gateway.
+    let mut dr = a
+        .object(
+            "networking.istio.io",
+            "destinationrules",
+            "default",
+            "httpbin-dr",
+        )
+        .unwrap();
+    dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"] = json!(999);
+    a.insert_object(dr, "kubectl");
+    assert!(a.remove_object(
+        "networking.istio.io",
+        "gateways",
+        "istio-system",
+        "httpbin-passthrough"
+    ));
+    let drifted = app
+        .get(&format!("{SET}/status?verify=true"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(drifted["drifted"], true);
+    let drift: BTreeMap<String, String> = cluster(&drifted, "cluster01")["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| {
+            o["drift"]
+                .as_str()
+                .map(|d| (o["kind"].as_str().unwrap().to_owned(), d.to_owned()))
+        })
+        .collect();
+    assert_eq!(
+        drift,
+        BTreeMap::from([
+            ("DestinationRule".to_owned(), "changed".to_owned()),
+            ("Gateway".to_owned(), "missing".to_owned())
+        ])
+    );
+    // A redeploy repairs both.
+    let repaired = wait(&app, deploy(&app, "deploy").await).await;
+    assert_eq!(
+        object_states(&repaired, "cluster01")["DestinationRule/httpbin-dr"],
+        "applied"
+    );
+    assert_eq!(
+        app.get(&format!("{SET}/status?verify=true"))
+            .await
+            .expect(200)
+            .body["drifted"],
+        false
+    );
+});
+
+both_backends!(
+    a_server_killed_mid_deploy_resumes_without_applying_twice,
+    |app| {
+        let mut app = app;
+        let (a, _b) = seed(&app).await;
+        for i in 0..8 {
+            let mut intent = httpbin_intent();
+            intent["metadata"]["name"] = json!(format!("svc{i}"));
+            intent["spec"]["serviceName"] = json!(format!("svc{i}"));
+            app.post(&format!("{SET}/inbound-intents"), intent)
+                .await
+                .expect(201);
+        }
+        a.set_delay(Some(Duration::from_millis(150)));
+        let revision = deploy(&app, "deploy").await;
+        // Let some objects land, then crash.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = app
+                .get(&format!("{SET}/deployments/{revision}"))
+                .await
+                .expect(200)
+                .body;
+            let applied = object_states(&status, "cluster01")
+                .values()
+                .filter(|s| *s == "applied")
+                .count();
+            if applied >= 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app.kill().await;
+        a.set_delay(None);
+        let restarted = app.another().await;
+        let status = wait(&restarted, revision).await;
+        assert_eq!(status["state"], "Applied", "{status:#}");
+        // Every object is there, and none was written twice.
+        let desired = object_states(&status, "cluster01").len();
+        assert_eq!(managed(&a).len(), desired);
+        let mut patches: BTreeMap<String, usize> = BTreeMap::new();
+        for r in a
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.status.is_some_and(|s| s < 300))
+        {
+            *patches.entry(r.path.clone()).or_default() += 1;
+        }
+        assert!(
+            patches.values().all(|n| *n == 1),
+            "objects applied twice: {patches:?}"
+        );
+        assert_eq!(patches.len(), desired);
+    }
+);
+
+both_backends!(two_workers_never_run_one_deployment_together, |app| {
+    let (a, b) = seed(&app).await;
+    let second = app.another().await;
+    // More sets, all deployed at once, from both replicas.
+    for i in 0..5 {
+        app.post(
+            &format!("{CA}/traffic-intent-sets"),
+            json!({"metadata": {"name": format!("set{i}")}}),
+        )
+        .await
+        .expect(201);
+        let mut intent = httpbin_intent();
+        intent["metadata"]["name"] = json!(format!("svc{i}"));
+        intent["spec"]["serviceName"] = json!(format!("svc{i}"));
+        app.post(
+            &format!("{CA}/traffic-intent-sets/set{i}/inbound-intents"),
+            intent,
+        )
+        .await
+        .expect(201);
+    }
+    let mut queued = Vec::new();
+    for i in 0..5 {
+        let via = if i % 2 == 0 { &app } else { &second };
+        let reply = via
+            .request(
+                Method::POST,
+                &format!("{CA}/traffic-intent-sets/set{i}/deploy"),
+                None,
+                &[],
+            )
+            .await
+            .expect(202);
+        queued.push(format!(
+            "{CA}/traffic-intent-sets/set{i}/deployments/{}",
+            reply.body["revision"]
+        ));
+    }
+    for url in &queued {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = app.get(url).await.expect(200).body;
+            if status["state"] == "Applied" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{status:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Each object of each set was written exactly once.
+    let mut patches: BTreeMap<String, usize> = BTreeMap::new();
+    for r in a
+        .requests()
+        .iter()
+        .chain(b.requests().iter())
+        .filter(|r| r.method == "PATCH")
+    {
+        *patches.entry(r.path.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        patches.len(),
+        5 * 3,
+        "svc0..4 each: DestinationRule, deny-all AuthorizationPolicy, PeerAuthentication"
+    );
+    assert!(patches.values().all(|n| *n == 1), "{patches:?}");
+});
+
+both_backends!(clusters_without_credentials_fail_with_a_reason, |app| {
+    app.seed_storefront().await;
+    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
+        .await
+        .expect(201);
+    let status = wait(&app, deploy(&app, "deploy").await).await;
+    assert_eq!(status["state"], "Failed");
+    assert!(
+        cluster(&status, "cluster01")["message"]
+            .as_str()
+            .unwrap()
+            .contains("no kubeconfig")
+    );
+    // inCluster uses the pod's service account; outside a pod that is a clear failure too.
+    let in_cluster = json!({"metadata": {"name": "cluster01"}, "spec": {"identity": "cluster01.mesh.example.com",
+        "inCluster": true, "istio": {"ingressGateway": {"address": "198.51.100.10"}}}});
+    app.put("/v2/clusters/cluster01", in_cluster)
+        .await
+        .expect(200);
+    let status = wait(&app, deploy(&app, "deploy").await).await;
+    assert!(
+        cluster(&status, "cluster01")["message"]
+            .as_str()
+            .unwrap()
+            .contains("in-cluster"),
+        "{status:#}"
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("meshintent_deploys_total"), "{metrics}");
+    assert!(metrics.contains("meshintent_queue_depth"));
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_take_each_deployment_once() {
+    for backend in [
+        crate::helpers::Backend::Sqlite,
+        crate::helpers::Backend::Postgres,
+    ] {
+        let test = format!(
+            "{}::{}",
+            module_path!(),
+            if backend == crate::helpers::Backend::Postgres {
+                "postgres"
+            } else {
+                "sqlite"
+            }
+        );
+        let Some(app) = crate::helpers::spawn_app_with(backend, &test, false).await else {
+            continue;
+        };
+        app.seed_storefront().await;
+        for i in 0..6 {
+            app.post(
+                &format!("{CA}/traffic-intent-sets"),
+                json!({"metadata": {"name": format!("s{i}")}}),
+            )
+            .await
+            .expect(201);
+            app.request(
+                Method::POST,
+                &format!("{CA}/traffic-intent-sets/s{i}/deploy"),
+                None,
+                &[],
+            )
+            .await
+            .expect(202);
+        }
+        let store = app.store().await;
+        let until = chrono::Utc::now() + chrono::Duration::seconds(60);
+        let claims = futures::future::join_all((0..24).map(|n| {
+            let store = store.clone();
+            async move {
+                let worker = format!("worker-{}", n % 3);
+                let mut tx = store.begin_write().await.unwrap();
+                let claimed = tx.claim_deployment(&worker, until).await.unwrap();
+                tx.commit().await.unwrap();
+                claimed
+            }
+        }))
+        .await;
+        let mut claimed: Vec<_> = claims.into_iter().flatten().collect();
+        assert_eq!(
+            claimed.len(),
+            6,
+            "{backend:?}: every queued deployment is claimed once"
+        );
+        claimed.sort();
+        claimed.dedup();
+        assert_eq!(
+            claimed.len(),
+            6,
+            "{backend:?}: no deployment is claimed twice"
+        );
+        let mut tx = store.begin_write().await.unwrap();
+        assert_eq!(
+            tx.claim_deployment("late", until).await.unwrap(),
+            None,
+            "a held lease is not taken"
+        );
+    }
+}
