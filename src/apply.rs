@@ -345,3 +345,102 @@ pub async fn apply(
     }
     Ok(applied)
 }
+
+/// The API paths of every traffic intent set of a document.
+pub fn set_paths(document: &IntentDocument) -> Vec<ResourcePath> {
+    let mut out = Vec::new();
+    for project in &document.projects {
+        let p =
+            ResourcePath::root().child(Kind::Project, Key::named(project.metadata.name.clone()));
+        for ca in &project.composite_apps {
+            let c = p.child(
+                Kind::CompositeApp,
+                Key {
+                    name: ca.metadata.name.clone(),
+                    version: Some(ca.spec.version.clone()),
+                },
+            );
+            for set in &ca.traffic_intent_sets {
+                out.push(c.child(
+                    Kind::TrafficIntentSet,
+                    Key::named(set.metadata.name.clone()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Queues a deploy of the set; returns the deployment's URL.
+pub async fn deploy(client: &ApiClient, set: &ResourcePath) -> Result<String, ApplyError> {
+    let queued = client
+        .request(
+            reqwest::Method::POST,
+            &format!("{}/deploy", set.url()),
+            None,
+        )
+        .await?
+        .unwrap_or_default();
+    let revision = queued["revision"].as_i64().unwrap_or_default();
+    Ok(format!("{}/deployments/{revision}", set.url()))
+}
+
+/// Polls a deployment until it ends, calling `progress` with each new status; returns the last.
+pub async fn wait(
+    client: &ApiClient,
+    deployment: &str,
+    mut progress: impl FnMut(&Value),
+    poll: std::time::Duration,
+) -> Result<Value, ApplyError> {
+    let mut last = Value::Null;
+    loop {
+        let status = client
+            .request(reqwest::Method::GET, deployment, None)
+            .await?
+            .ok_or_else(|| ApplyError::Transport {
+                url: deployment.to_owned(),
+                message: "the deployment disappeared".into(),
+            })?;
+        if status != last {
+            progress(&status);
+            last = status.clone();
+        }
+        let state = status["state"].as_str().unwrap_or("");
+        if !matches!(state, "Pending" | "Applying" | "Terminating") {
+            return Ok(status);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// A one-line summary of a deployment's progress: state and object counts per cluster.
+pub fn progress_line(status: &Value) -> String {
+    let clusters: Vec<String> = status["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let objects = c["objects"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let done = objects.iter().filter(|o| o["state"] != "desired").count();
+            format!(
+                "{} {} ({done}/{} objects)",
+                c["cluster"].as_str().unwrap_or("?"),
+                c["state"].as_str().unwrap_or("?"),
+                objects.len()
+            )
+        })
+        .collect();
+    format!(
+        "revision {} {}: {}",
+        status["revision"],
+        status["state"].as_str().unwrap_or("?"),
+        if clusters.is_empty() {
+            "no clusters".to_owned()
+        } else {
+            clusters.join(", ")
+        }
+    )
+}

@@ -169,6 +169,12 @@ struct ApplyArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     server: String,
+    /// Then deploy every traffic intent set of the document.
+    #[arg(long)]
+    deploy: bool,
+    /// With --deploy: print progress until each deploy ends; exit non-zero unless all are Applied.
+    #[arg(long, requires = "deploy")]
+    wait: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -200,9 +206,10 @@ fn read_document(file: &std::path::Path) -> Result<String, String> {
     }
 }
 
-/// `meshintent apply`: one line per resource with what happened to it.
+/// `meshintent apply`: one line per resource with what happened to it; then, with `--deploy`,
+/// the deploys, and with `--wait` their progress until they end.
 async fn apply(args: ApplyArgs) -> Result<(), String> {
-    use meshintent::apply::{ApiClient, apply};
+    use meshintent::apply::{ApiClient, apply, deploy, progress_line, set_paths, wait};
     let text = read_document(&args.file)?;
     let document =
         meshintent::domain::document::IntentDocument::parse(&text).map_err(|e| describe(&e))?;
@@ -211,7 +218,46 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     for a in &applied {
         println!("{} {}", a.outcome.as_str(), a.path);
     }
-    Ok(())
+    if !args.deploy {
+        return Ok(());
+    }
+    let mut deployments = Vec::new();
+    for set in set_paths(&document) {
+        let deployment = deploy(&client, &set).await.map_err(|e| e.to_string())?;
+        println!("deploying {deployment}");
+        deployments.push(deployment);
+    }
+    if !args.wait {
+        return Ok(());
+    }
+    let mut failed = Vec::new();
+    for deployment in &deployments {
+        let status = wait(
+            &client,
+            deployment,
+            |s| println!("{deployment}: {}", progress_line(s)),
+            std::time::Duration::from_millis(500),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let state = status["state"].as_str().unwrap_or("");
+        if state != "Applied" {
+            for cluster in status["clusters"].as_array().into_iter().flatten() {
+                if let Some(message) = cluster["message"].as_str() {
+                    println!(
+                        "{deployment}: {}: {message}",
+                        cluster["cluster"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            failed.push(format!("{deployment} ended {state}"));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
 }
 
 /// `meshintent render`: errors name the field in the document, as the API would.

@@ -41,6 +41,12 @@ pub enum DatabaseLocation {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // Stop the server and worker (and so close the database pool) when the test lets go.
+        if let Some(running) = self.running.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(running.kill());
+        }
         if self.owns_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -78,7 +84,7 @@ async fn start(
         DatabaseLocation::Sqlite(path) => DatabaseSettings::Sqlite { path: path.clone() },
         DatabaseLocation::Postgres(url) => DatabaseSettings::Postgres(PostgresSettings {
             url: url.clone(),
-            max_connections: 20,
+            max_connections: 8,
         }),
     };
     let settings = Settings {

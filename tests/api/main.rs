@@ -8,6 +8,7 @@ mod crd_schema;
 mod fake_kube;
 
 mod bindings;
+mod cli;
 mod concurrency;
 mod crud;
 mod deploy;

@@ -1,0 +1,114 @@
+//! `meshintent apply -f FILE --server URL --deploy --wait`, the real binary against a server.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::fake_kube::FakeKube;
+use crate::helpers::TestApp;
+
+fn document(a: &FakeKube, b: &FakeKube) -> String {
+    json!({
+        "clusters": [
+            {"metadata": {"name": "cluster01"}, "spec": {"identity": "cluster01.mesh.example.com", "kubeconfig": a.kubeconfig(),
+                "istio": {"ingressGateway": {"address": "198.51.100.10"}}}},
+            {"metadata": {"name": "cluster02"}, "spec": {"identity": "cluster02.mesh.example.com", "kubeconfig": b.kubeconfig(),
+                "istio": {"ingressGateway": {"address": "198.51.100.20"}}}}
+        ],
+        "projects": [{"metadata": {"name": "shop"}, "compositeApps": [{
+            "metadata": {"name": "storefront"}, "spec": {"version": "v1"},
+            "apps": [
+                {"metadata": {"name": "httpbin"}, "spec": {"namespace": "default", "placement": {"clusters": ["cluster01"]}}},
+                {"metadata": {"name": "sleep"}, "spec": {"namespace": "default", "placement": {"clusters": ["cluster02"]}}}
+            ],
+            "trafficIntentSets": [{"metadata": {"name": "default"}, "inboundIntents": [{
+                "metadata": {"name": "httpbin"},
+                "spec": {"app": "httpbin", "serviceName": "httpbin", "port": 8000, "protocol": "HTTP"},
+                "clients": [{"metadata": {"name": "sleep"}, "spec": {"app": "sleep"},
+                    "securityIntents": [{"metadata": {"name": "status"}, "spec": {"rules": [{"methods": ["GET"], "paths": ["/status"]}]}}]}]
+            }]}]
+        }]}]
+    })
+    .to_string()
+}
+
+async fn apply_cli(app: &TestApp, file: &std::path::Path) -> (bool, String) {
+    let (file, server) = (file.to_owned(), app.address.clone());
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_meshintent"))
+            .args(["apply", "-f"])
+            .arg(&file)
+            .args(["--server", &server, "--deploy", "--wait"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+both_backends!(apply_deploy_wait_converges_and_is_idempotent, |app| {
+    let a = FakeKube::start().await;
+    let b = FakeKube::start().await;
+    let file = std::env::temp_dir().join(format!("meshintent-apply-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, document(&a, &b)).unwrap();
+
+    let (ok, out) = apply_cli(&app, &file).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("created /v2/clusters/cluster01"), "{out}");
+    assert!(out.contains("created /v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/inbound-intents/httpbin/clients/sleep/security-intents/status"), "{out}");
+    assert!(
+        out.contains(
+            "revision 1 Applied: cluster01 Applied (4/4 objects), cluster02 Applied (2/2 objects)"
+        ),
+        "{out}"
+    );
+    assert_eq!(a.objects().len(), 4);
+
+    // Running it again changes nothing: no resource, and no object on any cluster.
+    a.clear_requests();
+    b.clear_requests();
+    let (ok, out) = apply_cli(&app, &file).await;
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("created ") && !out.contains("replaced "),
+        "{out}"
+    );
+    assert!(
+        out.contains("unchanged /v2/clusters/cluster01"),
+        "the kubeconfig is not counted as a change: {out}"
+    );
+    assert_eq!((a.write_count(), b.write_count()), (0, 0));
+
+    // A cluster that is down: the deploy ends Degraded and apply exits non-zero, saying why.
+    b.stop().await;
+    let (ok, out) = apply_cli(&app, &file).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("Degraded"), "{out}");
+    assert!(out.contains("cluster02: cannot"), "{out}");
+    std::fs::remove_file(file).unwrap();
+});
+
+#[test]
+fn apply_reports_document_errors_with_pointers_before_writing() {
+    let file = std::env::temp_dir().join(format!("meshintent-bad-{}.yaml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "projects:\n  - metadata: {name: Shop}\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshintent"))
+        .args(["apply", "-f"])
+        .arg(&file)
+        .args(["--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/projects/0/metadata/name"), "{stderr}");
+    std::fs::remove_file(file).unwrap();
+}
