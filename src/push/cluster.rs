@@ -162,6 +162,33 @@ fn to_value(object: &DynamicObject) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
 }
 
+/// Checks (by API discovery) that the cluster serves the Istio kinds meshintent writes, so that
+/// a cluster without Istio fails with one clear message instead of a 404 per object.
+pub async fn check_istio_served(client: &kube::Client, retry: &RetryPolicy) -> Result<(), String> {
+    for group in [crate::istio::GROUP_NETWORKING, crate::istio::GROUP_SECURITY] {
+        let api_version = format!("{group}/{}", crate::istio::VERSION);
+        let (served, _) =
+            with_retries(retry, || client.list_api_group_resources(&api_version)).await;
+        let served = match served {
+            Ok(list) => list,
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                return Err(format!(
+                    "the cluster does not serve {api_version}: is Istio (1.22 or later) installed?"
+                ));
+            }
+            Err(e) => return Err(format!("cannot discover {api_version}: {}", describe(&e))),
+        };
+        for (g, kind, plural) in KINDS.iter().filter(|(g, _, _)| *g == group) {
+            if !served.resources.iter().any(|r| r.name == *plural) {
+                return Err(format!(
+                    "the cluster serves {api_version} but not {kind} ({g}); check the installed Istio CRDs"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every object of the set on the cluster, found by its labels (all namespaces).
 pub async fn list_owned(
     client: &kube::Client,
@@ -228,6 +255,10 @@ pub async fn run_cluster<R: Recorder>(
     recorder: &R,
 ) -> ClusterOutcome {
     let mut outcome = ClusterOutcome::default();
+    if let Err(message) = check_istio_served(client, &settings.retry).await {
+        outcome.unreachable = Some(message);
+        return outcome;
+    }
     let owned = match list_owned(client, &plan.cluster, &plan.set_labels, &settings.retry).await {
         Ok(owned) => owned,
         Err(message) => {

@@ -361,6 +361,33 @@ both_backends!(
 );
 
 both_backends!(
+    a_cluster_without_istio_fails_with_one_clear_message,
+    |app| {
+        let (a, _b) = seed(&app).await;
+        // Discovery says the Istio group is not there (as without Istio's CRDs).
+        a.fail_next(FailRule {
+            method: Some("GET"),
+            path_contains: Some("/apis/networking.istio.io/v1"),
+            status: 404,
+            times: 1,
+        });
+        let status = wait(&app, deploy(&app, "deploy").await).await;
+        assert_eq!(status["state"], "Degraded");
+        let failed = cluster(&status, "cluster01");
+        assert_eq!(failed["state"], "Failed");
+        assert!(
+            failed["message"].as_str().unwrap().contains("is Istio"),
+            "{failed:#}"
+        );
+        assert_eq!(
+            a.write_count(),
+            0,
+            "nothing is written to a cluster without Istio"
+        );
+    }
+);
+
+both_backends!(
     an_unmanaged_object_is_a_conflict_and_left_untouched,
     |app| {
         let (a, _b) = seed(&app).await;
