@@ -104,6 +104,28 @@ impl Service {
         Ok(())
     }
 
+    /// For a write to an existing resource: resolves it, takes the lock of its scope, reads it
+    /// afresh (another writer may have changed it before the lock) and checks `If-Match`.
+    async fn lock_current(
+        &self,
+        tx: &mut Tx,
+        path: &ResourcePath,
+        if_match: Option<&IfMatch>,
+    ) -> Result<(Vec<ResourceRow>, ResourceRow)> {
+        let rows = self.resolve_path(tx, path).await?;
+        let id = rows
+            .last()
+            .ok_or_else(|| Error::internal("write", "empty path"))?
+            .id;
+        self.lock_scope(tx, path, &rows, Some(id)).await?;
+        let current = tx
+            .by_id(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
+        check_precondition(path, &current, if_match)?;
+        Ok((rows, current))
+    }
+
     async fn facts(
         &self,
         tx: &mut Tx,
@@ -248,17 +270,8 @@ impl Service {
         let secret = spec.secret_change();
 
         let mut tx = self.store.begin_write().await?;
-        let rows = self.resolve_path(&mut tx, path).await?;
-        let id = rows
-            .last()
-            .ok_or_else(|| Error::internal("replace", "empty path"))?
-            .id;
-        self.lock_scope(&mut tx, path, &rows, Some(id)).await?;
-        let current = tx
-            .by_id(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
-        check_precondition(path, &current, if_match.as_ref())?;
+        let (rows, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
+        let id = current.id;
         let refs = check_write(&mut tx, Ancestors { path, rows: &rows }, &new.spec).await?;
         let secret_same = self.secret_unchanged(&mut tx, id, &secret).await?;
         let unchanged = current.description == new.description
@@ -292,17 +305,8 @@ impl Service {
         if_match: Option<IfMatch>,
     ) -> Result<Deleted> {
         let mut tx = self.store.begin_write().await?;
-        let rows = self.resolve_path(&mut tx, path).await?;
-        let id = rows
-            .last()
-            .ok_or_else(|| Error::internal("delete", "empty path"))?
-            .id;
-        self.lock_scope(&mut tx, path, &rows, Some(id)).await?;
-        let current = tx
-            .by_id(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
-        check_precondition(path, &current, if_match.as_ref())?;
+        let (_, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
+        let id = current.id;
         self.check_not_deployed(&mut tx, path, id).await?;
         match tx.delete(id, cascade).await {
             Ok(()) => {
