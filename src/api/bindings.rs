@@ -40,6 +40,7 @@ another cluster also the VIP), and mappings that rewrite credentials issued for 
     ),
     responses(
         (status = 200, description = "The binding", body = Binding),
+        (status = 400, description = "Bad query parameters", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The client, an ancestor, or the cluster does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The client runs on several clusters and none was chosen, or the set cannot be rendered", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )
@@ -98,6 +99,7 @@ pub struct AdaptCredentialsRequest {
     #[schema(value_type = Object, example = json!({"host": "my-cf-service", "port": 1234, "uri": "http://my-cf-service:1234"}))]
     pub credentials: serde_json::Value,
     /// At least one mapping.
+    #[schema(min_items = 1)]
     pub endpoint_mappings: Vec<EndpointMapping>,
 }
 

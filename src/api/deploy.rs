@@ -113,6 +113,7 @@ failed) with the API server's message. With `?verify=true`, the live objects are
     ),
     responses(
         (status = 200, description = "The latest deployment", body = DeploymentStatus),
+        (status = 400, description = "Bad query parameters", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The set (or an ancestor) does not exist, or was never deployed", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )
 )]

@@ -283,6 +283,7 @@ macro_rules! crud_endpoints {
             ),
             responses(
                 (status = 204, description = "Deleted"),
+                (status = 400, description = "Bad query parameters", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
                 (status = 404, description = "It or an ancestor does not exist", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
                 (status = 409, description = "It has children (use cascade=true) or is referenced", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
                 (status = 412, description = "If-Match names a stale revision", body = $crate::api::problem::Problem, content_type = "application/problem+json"),

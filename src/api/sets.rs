@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::resources::path_to;
+use crate::domain::document::IntentDocument;
 use crate::domain::envelopes::TrafficIntentSet;
 use crate::domain::names::Name;
 use crate::domain::resource::Kind;
@@ -23,10 +24,19 @@ pub enum SetFormat {
     Document,
 }
 
+/// What `GET` of a set returns: the resource, or with `?format=document` the intent document.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SetOrDocument {
+    Resource(TrafficIntentSet),
+    Document(IntentDocument),
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SetQuery {
     /// `document` returns the set as an intent document (YAML-ready JSON) for git and offline rendering.
+    #[param(inline)]
     pub format: Option<SetFormat>,
 }
 
@@ -46,8 +56,9 @@ the project, the composite app with its apps, this set with all its intents, and
         SetQuery,
     ),
     responses(
-        (status = 200, description = "The set (or the document)", body = TrafficIntentSet,
+        (status = 200, description = "The set (or the document)", body = SetOrDocument,
          headers(("ETag" = String, description = "Entity tag of its revision (resource form)"))),
+        (status = 400, description = "Bad query parameters", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "It or an ancestor does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -78,6 +89,7 @@ pub enum ManifestFormat {
 #[into_params(parameter_in = Query)]
 pub struct ManifestsQuery {
     /// `yaml`: one document per object, grouped by cluster under a comment line.
+    #[param(inline)]
     pub format: Option<ManifestFormat>,
     /// Only this cluster's objects.
     pub cluster: Option<String>,
@@ -100,6 +112,7 @@ for services reached across clusters are allocated on first need and kept, so re
     responses(
         (status = 200, description = "The objects per cluster",
          content((ManifestList = "application/json"), (String = "application/yaml"))),
+        (status = 400, description = "Bad query parameters", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The set, an ancestor, or the cluster does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The set cannot be rendered (e.g. a server cluster without an ingress gateway address)", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )

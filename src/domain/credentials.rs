@@ -80,6 +80,7 @@ pub const MAPPINGS_POINTER: &str = "/endpoint_mappings";
 /// A network endpoint: a host name or IP address, and a port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CredentialEndpoint)]
 pub struct Endpoint {
     /// Host name or IP address (IPv6 with or without brackets); compared case-insensitively.
     #[schema(example = "my-cf-service")]

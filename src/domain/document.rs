@@ -17,7 +17,8 @@ use super::rules;
 use super::violations::{FieldError, Violations, prefixed};
 use crate::error::Error;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// A whole intent tree in one document: clusters, and projects with everything under them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IntentDocument {
     #[serde(default)]
@@ -26,7 +27,8 @@ pub struct IntentDocument {
     pub projects: Vec<DocProject>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A project with its composite apps.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DocProject {
     pub metadata: Metadata,
@@ -36,7 +38,8 @@ pub struct DocProject {
     pub composite_apps: Vec<DocCompositeApp>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A composite app version with its apps and traffic intent sets.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DocCompositeApp {
     pub metadata: Metadata,
@@ -47,7 +50,8 @@ pub struct DocCompositeApp {
     pub traffic_intent_sets: Vec<DocIntentSet>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A traffic intent set with all its intents.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DocIntentSet {
     pub metadata: Metadata,
@@ -61,7 +65,8 @@ pub struct DocIntentSet {
     pub route_intents: Vec<RouteIntent>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// An inbound intent with its clients.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DocInboundIntent {
     pub metadata: Metadata,
@@ -70,7 +75,8 @@ pub struct DocInboundIntent {
     pub clients: Vec<DocClient>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A client with its security intents.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DocClient {
     pub metadata: Metadata,

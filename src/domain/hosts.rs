@@ -17,7 +17,7 @@ fn check_host_pattern(s: &str) -> Result<(), String> {
 string_newtype!(
     /// A DNS name, or a wildcard `*.` followed by a DNS name.
     HostPattern, check = check_host_pattern,
-    pattern = "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max = 253,
+    pattern = "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", min = 1, max = 253,
     example = "*.nginx.example.org"
 );
 

@@ -57,7 +57,7 @@ fn check_header_name(s: &str) -> Result<(), String> {
 
 string_newtype!(
     /// A lowercase HTTP header (or cookie, or query parameter) name.
-    HeaderName, check = check_header_name, pattern = "^[a-z0-9!#$%&'*+\\-.^_`|~]+$", max = 256, example = "x-user"
+    HeaderName, check = check_header_name, pattern = "^[a-z0-9!#$%&'*+\\-.^_`|~]+$", min = 1, max = 256, example = "x-user"
 );
 
 fn check_path_pattern(s: &str) -> Result<(), String> {
@@ -81,7 +81,7 @@ fn check_path_pattern(s: &str) -> Result<(), String> {
 
 string_newtype!(
     /// A request path for authorization rules: exact, `prefix*`, `*suffix`, or `*`.
-    PathPattern, check = check_path_pattern, pattern = "^(\\*|/[!-~]*|\\*[!-~]+|/[!-~]*\\*)$", max = 1024, example = "/status"
+    PathPattern, check = check_path_pattern, pattern = "^(\\*|/[!-~]*|\\*[!-~]+|/[!-~]*\\*)$", min = 1, max = 1024, example = "/status"
 );
 
 #[cfg(test)]

@@ -4,12 +4,12 @@
 macro_rules! string_newtype {
     (
         $(#[$meta:meta])*
-        $name:ident, check = $check:path, pattern = $pattern:literal, max = $max:literal, example = $example:literal
+        $name:ident, check = $check:path, pattern = $pattern:literal, min = $min:tt, max = $max:tt, example = $example:literal
     ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String, pattern = $pattern, max_length = $max, min_length = 1, example = $example)]
+        #[schema(value_type = String, pattern = $pattern, max_length = $max, min_length = $min, example = $example)]
         pub struct $name(String);
 
         impl $name {
@@ -130,24 +130,24 @@ pub fn quoted(s: &str) -> String {
 
 string_newtype!(
     /// A resource name: a DNS-1123 label, because names become Kubernetes object names.
-    Name, check = check_dns1123_label, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max = 63, example = "httpbin"
+    Name, check = check_dns1123_label, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", min = 1, max = 63, example = "httpbin"
 );
 
 string_newtype!(
     /// A Kubernetes Service name (DNS-1035 label).
-    ServiceName, check = check_dns1035_label, pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max = 63, example = "httpbin"
+    ServiceName, check = check_dns1035_label, pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", min = 1, max = 63, example = "httpbin"
 );
 
 string_newtype!(
     /// A DNS-1123 subdomain: service accounts, Secret names, host names, cluster identities.
     DnsName, check = check_dns1123_subdomain,
-    pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", max = 253,
+    pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", min = 1, max = 253,
     example = "cluster02.mesh.example.com"
 );
 
 string_newtype!(
     /// A composite app version: label-value syntax, because it becomes a label value.
-    VersionName, check = check_version, pattern = "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", max = 63, example = "v1"
+    VersionName, check = check_version, pattern = "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", min = 1, max = 63, example = "v1"
 );
 
 impl Name {

@@ -96,8 +96,10 @@ impl Resolution {
     }
 }
 
+/// One address of an external service (a ServiceEntry endpoint).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OutboundEndpoint)]
 pub struct Endpoint {
     /// An IP address (resolution STATIC) or a host name (resolution DNS).
     pub address: HostAddress,

@@ -263,11 +263,11 @@ fn check_user_data(s: &str) -> Result<(), String> {
 
 string_newtype!(
     /// Free text describing a resource.
-    Description, check = check_description, pattern = "^[\\s\\S]*$", max = 1024, example = "connectivity intent for httpbin"
+    Description, check = check_description, pattern = "^[\\s\\S]*$", min = 0, max = 1024, example = "connectivity intent for httpbin"
 );
 string_newtype!(
     /// Free text kept for the user.
-    UserData, check = check_user_data, pattern = "^[\\s\\S]*$", max = 4096, example = "owner: team-a"
+    UserData, check = check_user_data, pattern = "^[\\s\\S]*$", min = 0, max = 4096, example = "owner: team-a"
 );
 
 /// Metadata every resource has. `uid`, `revision`, `createdAt` and `updatedAt` are set by the

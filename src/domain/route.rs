@@ -174,7 +174,7 @@ fn check_retry_on(s: &str) -> Result<(), String> {
 
 string_newtype!(
     /// Envoy retry conditions, e.g. `5xx,connect-failure`.
-    RetryOn, check = check_retry_on, pattern = "^[a-z0-9-]+(,[a-z0-9-]+)*$", max = 512, example = "5xx,connect-failure"
+    RetryOn, check = check_retry_on, pattern = "^[a-z0-9-]+(,[a-z0-9-]+)*$", min = 1, max = 512, example = "5xx,connect-failure"
 );
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -125,3 +125,150 @@ both_backends!(probes_and_swagger_ui, |app| {
     assert_eq!(redirect.status(), 308);
     assert_eq!(redirect.headers()["location"], "/swagger-ui/");
 });
+
+fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r);
+            }
+            map.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_resolves_and_query_errors_are_documented() {
+    let doc: Value = serde_json::from_str(COMMITTED).unwrap();
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 50, "the document uses references");
+    for r in found {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected reference {r}"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{r} does not resolve (inline the parameter or register the schema)"
+        );
+    }
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let has_query = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["in"] == "query");
+            if has_query {
+                assert!(
+                    op["responses"].get("400").is_some(),
+                    "{method} {path} takes query parameters but does not document 400"
+                );
+            }
+        }
+    }
+}
+
+/// The length limits in the schema are the parsers' limits (utoipa once emitted `maxLength: 1`
+/// for every string newtype, which made generated clients reject every valid name).
+#[test]
+fn string_limits_in_the_schema_match_the_parsers() {
+    use meshintent::domain::names::{DnsName, Name};
+    use meshintent::domain::resource::Description;
+    let doc: Value = serde_json::from_str(COMMITTED).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let limits = |name: &str| {
+        (
+            schemas[name]["minLength"].as_u64().unwrap(),
+            schemas[name]["maxLength"].as_u64().unwrap(),
+        )
+    };
+
+    let (min, max) = limits("Name");
+    assert_eq!((min, max), (1, 63));
+    assert!("a".repeat(max as usize).parse::<Name>().is_ok());
+    assert!("a".repeat(max as usize + 1).parse::<Name>().is_err());
+    assert!("".parse::<Name>().is_err());
+
+    let (min, max) = limits("DnsName");
+    assert_eq!((min, max), (1, 253));
+    let long = |n: usize| {
+        let mut s = "a".repeat(n);
+        for i in (63..n).step_by(64) {
+            s.replace_range(i..=i, ".");
+        }
+        s
+    };
+    assert!(long(max as usize).parse::<DnsName>().is_ok());
+    assert!(long(max as usize + 1).parse::<DnsName>().is_err());
+
+    let (min, max) = limits("Description");
+    assert_eq!((min, max), (0, 1024));
+    assert!("".parse::<Description>().is_ok());
+    assert!("x".repeat(max as usize).parse::<Description>().is_ok());
+    assert!("x".repeat(max as usize + 1).parse::<Description>().is_err());
+}
+
+/// utoipa names a component after the Rust type, so two types with one name silently share a
+/// schema (the credential adapter's `Endpoint` once replaced the outbound `Endpoint`). Every type
+/// deriving `ToSchema` must have a component name of its own.
+#[test]
+fn schema_component_names_are_unique() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    let mut count = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !(line.starts_with("#[derive(") && line.contains("ToSchema")) {
+                continue;
+            }
+            let mut alias = None;
+            let mut name = None;
+            for next in &lines[i + 1..] {
+                if let Some(rest) = next.strip_prefix("#[schema(as = ") {
+                    alias = rest.split([')', ',']).next();
+                } else if let Some(rest) = next
+                    .strip_prefix("pub struct ")
+                    .or_else(|| next.strip_prefix("pub enum "))
+                {
+                    name = rest
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                        .next();
+                    break;
+                } else if !next.starts_with("#[") && !next.starts_with("///") {
+                    break;
+                }
+            }
+            let Some(name) = alias.or(name) else { continue };
+            if name.starts_with('$') {
+                continue; // a macro's parameter; its invocations carry distinct names
+            }
+            count += 1;
+            let place = format!("{}:{}", file.display(), i + 1);
+            if let Some(first) = seen.insert(name.to_owned(), place.clone()) {
+                panic!(
+                    "schema name {name} is used by {first} and {place}; add #[schema(as = ...)]"
+                );
+            }
+        }
+    }
+    assert!(count > 50, "found {count} schema types");
+}
