@@ -741,23 +741,13 @@ both_backends!(clusters_without_credentials_fail_with_a_reason, |app| {
     assert!(metrics.contains("meshintent_queue_depth"));
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claims_take_each_deployment_once() {
-    for backend in [
-        crate::helpers::Backend::Sqlite,
-        crate::helpers::Backend::Postgres,
-    ] {
-        let test = format!(
-            "{}::{}",
-            module_path!(),
-            if backend == crate::helpers::Backend::Postgres {
-                "postgres"
-            } else {
-                "sqlite"
-            }
-        );
-        let Some(app) = crate::helpers::spawn_app_with(backend, &test, false).await else {
-            continue;
+/// Claims race from many tasks directly on the store (apps without workers, so nothing else claims).
+mod concurrent_claims_take_each_deployment_once {
+    use super::*;
+
+    async fn run(backend: crate::helpers::Backend, test: &str) {
+        let Some(app) = crate::helpers::spawn_app_with(backend, test, false).await else {
+            return;
         };
         app.seed_storefront().await;
         for i in 0..6 {
@@ -808,5 +798,23 @@ async fn concurrent_claims_take_each_deployment_once() {
             None,
             "a held lease is not taken"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        run(
+            crate::helpers::Backend::Sqlite,
+            concat!(module_path!(), "::sqlite"),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        run(
+            crate::helpers::Backend::Postgres,
+            concat!(module_path!(), "::postgres"),
+        )
+        .await;
     }
 }
