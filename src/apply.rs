@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::domain::document::IntentDocument;
-use crate::domain::resource::{Key, Kind, ResourcePath};
+use crate::domain::model::SetAddress;
+use crate::domain::resource::{Key, Kind, Metadata, ResourcePath};
 
 /// What apply did to one resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,15 +197,12 @@ async fn put(
     Ok(Applied { path: url, outcome })
 }
 
-fn envelope<T: Serialize>(resource: &T) -> Value {
-    serde_json::to_value(resource).expect("resources serialize")
+/// The `{metadata, spec}` a client sends: the metadata it may write, and the spec.
+fn envelope(metadata: &Metadata, spec: &impl Serialize) -> Value {
+    json!({"metadata": metadata.clone().writable(), "spec": spec})
 }
 
-fn child(
-    parent: &ResourcePath,
-    kind: Kind,
-    metadata: &crate::domain::resource::Metadata,
-) -> ResourcePath {
+fn child(parent: &ResourcePath, kind: Kind, metadata: &Metadata) -> ResourcePath {
     parent.child(kind, Key::named(metadata.name.clone()))
 }
 
@@ -215,9 +213,10 @@ pub async fn apply(
     client: &ApiClient,
     document: &IntentDocument,
 ) -> Result<Vec<Applied>, ApplyError> {
-    // Check locally first, with pointers into the document, before anything is written.
-    let mut checked = document.clone();
-    checked.resolve().map_err(|e| match e {
+    // Check locally first, with pointers into the document, before anything is written; this
+    // also fills the defaults the API fills, so what is sent is what the server stores.
+    let mut document = document.clone();
+    document.resolve().map_err(|e| match e {
         crate::error::Error::Invalid { errors, .. }
         | crate::error::Error::BadRequest { errors, .. } => {
             ApplyError::Document(crate::domain::document::describe(&errors))
@@ -227,35 +226,17 @@ pub async fn apply(
     let mut applied = Vec::new();
     let root = ResourcePath::root();
     for cluster in &document.clusters {
-        let mut body = envelope(cluster);
+        let mut body = envelope(&cluster.metadata, &cluster.spec);
         let kubeconfig = cluster.spec.kubeconfig.as_ref();
         if let Some(k) = kubeconfig {
             body["spec"]["kubeconfig"] = Value::String(k.expose().to_owned());
         }
-        if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.retain(|k, _| {
-                matches!(
-                    k.as_str(),
-                    "name" | "description" | "userData1" | "userData2"
-                )
-            });
-        }
-        if let Some(map) = body.as_object_mut() {
-            map.remove("status");
-        }
-        applied.push(
-            put(
-                client,
-                &child(&root, Kind::Cluster, &cluster.metadata),
-                body,
-                kubeconfig.is_some(),
-            )
-            .await?,
-        );
+        let path = child(&root, Kind::Cluster, &cluster.metadata);
+        applied.push(put(client, &path, body, kubeconfig.is_some()).await?);
     }
     for project in &document.projects {
         let project_path = child(&root, Kind::Project, &project.metadata);
-        let body = json!({"metadata": project.metadata.clone().writable(), "spec": project.spec});
+        let body = envelope(&project.metadata, &project.spec);
         applied.push(put(client, &project_path, body, false).await?);
         for ca in &project.composite_apps {
             let ca_path = project_path.child(
@@ -265,80 +246,41 @@ pub async fn apply(
                     version: Some(ca.spec.version.clone()),
                 },
             );
-            let body = json!({"metadata": ca.metadata.clone().writable(), "spec": ca.spec});
+            let body = envelope(&ca.metadata, &ca.spec);
             applied.push(put(client, &ca_path, body, false).await?);
             for app in &ca.apps {
-                let mut app = app.clone();
-                app.spec = crate::domain::envelopes::SpecDefaults::with_name_defaults(
-                    app.spec,
-                    &app.metadata.name,
-                );
-                app.metadata = app.metadata.writable();
-                applied.push(
-                    put(
-                        client,
-                        &child(&ca_path, Kind::App, &app.metadata),
-                        envelope(&app),
-                        false,
-                    )
-                    .await?,
-                );
+                let path = child(&ca_path, Kind::App, &app.metadata);
+                let body = envelope(&app.metadata, &app.spec);
+                applied.push(put(client, &path, body, false).await?);
             }
             for set in &ca.traffic_intent_sets {
                 let set_path = child(&ca_path, Kind::TrafficIntentSet, &set.metadata);
-                let body = json!({"metadata": set.metadata.clone().writable(), "spec": set.spec});
+                let body = envelope(&set.metadata, &set.spec);
                 applied.push(put(client, &set_path, body, false).await?);
                 for inbound in &set.inbound_intents {
                     let path = child(&set_path, Kind::InboundIntent, &inbound.metadata);
-                    let spec = inbound.spec.clone().with_defaults();
-                    let body =
-                        json!({"metadata": inbound.metadata.clone().writable(), "spec": spec});
+                    let body = envelope(&inbound.metadata, &inbound.spec);
                     applied.push(put(client, &path, body, false).await?);
                     for c in &inbound.clients {
                         let client_path = child(&path, Kind::Client, &c.metadata);
-                        let body =
-                            json!({"metadata": c.metadata.clone().writable(), "spec": c.spec});
+                        let body = envelope(&c.metadata, &c.spec);
                         applied.push(put(client, &client_path, body, false).await?);
                         for rule in &c.security_intents {
-                            let mut rule = rule.clone();
-                            rule.metadata = rule.metadata.writable();
-                            applied.push(
-                                put(
-                                    client,
-                                    &child(&client_path, Kind::SecurityIntent, &rule.metadata),
-                                    envelope(&rule),
-                                    false,
-                                )
-                                .await?,
-                            );
+                            let path = child(&client_path, Kind::SecurityIntent, &rule.metadata);
+                            let body = envelope(&rule.metadata, &rule.spec);
+                            applied.push(put(client, &path, body, false).await?);
                         }
                     }
                 }
                 for outbound in &set.outbound_intents {
-                    let mut outbound = outbound.clone();
-                    outbound.metadata = outbound.metadata.writable();
-                    applied.push(
-                        put(
-                            client,
-                            &child(&set_path, Kind::OutboundIntent, &outbound.metadata),
-                            envelope(&outbound),
-                            false,
-                        )
-                        .await?,
-                    );
+                    let path = child(&set_path, Kind::OutboundIntent, &outbound.metadata);
+                    let body = envelope(&outbound.metadata, &outbound.spec);
+                    applied.push(put(client, &path, body, false).await?);
                 }
                 for route in &set.route_intents {
-                    let mut route = route.clone();
-                    route.metadata = route.metadata.writable();
-                    applied.push(
-                        put(
-                            client,
-                            &child(&set_path, Kind::RouteIntent, &route.metadata),
-                            envelope(&route),
-                            false,
-                        )
-                        .await?,
-                    );
+                    let path = child(&set_path, Kind::RouteIntent, &route.metadata);
+                    let body = envelope(&route.metadata, &route.spec);
+                    applied.push(put(client, &path, body, false).await?);
                 }
             }
         }
@@ -350,21 +292,15 @@ pub async fn apply(
 pub fn set_paths(document: &IntentDocument) -> Vec<ResourcePath> {
     let mut out = Vec::new();
     for project in &document.projects {
-        let p =
-            ResourcePath::root().child(Kind::Project, Key::named(project.metadata.name.clone()));
         for ca in &project.composite_apps {
-            let c = p.child(
-                Kind::CompositeApp,
-                Key {
-                    name: ca.metadata.name.clone(),
-                    version: Some(ca.spec.version.clone()),
-                },
-            );
             for set in &ca.traffic_intent_sets {
-                out.push(c.child(
-                    Kind::TrafficIntentSet,
-                    Key::named(set.metadata.name.clone()),
-                ));
+                let address = SetAddress {
+                    project: project.metadata.name.clone(),
+                    composite_app: ca.metadata.name.clone(),
+                    version: ca.spec.version.clone(),
+                    set: set.metadata.name.clone(),
+                };
+                out.push(address.path());
             }
         }
     }

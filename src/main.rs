@@ -267,12 +267,7 @@ fn render(
     output: OutputFormat,
 ) -> Result<(), String> {
     use meshintent::generate::output;
-    let text = if file == std::path::Path::new("-") {
-        std::io::read_to_string(std::io::stdin())
-            .map_err(|e| format!("reading standard input: {e}"))?
-    } else {
-        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?
-    };
+    let text = read_document(file)?;
     let manifests = meshintent::offline::render_document(&text).map_err(|e| describe(&e))?;
     let cluster = match cluster {
         None => None,
