@@ -6,8 +6,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::parse_json;
 use super::resources::path_to;
+use super::sets::cluster_param;
 use crate::domain::credentials::{EndpointMapping, Mappings};
-use crate::domain::names::Name;
 use crate::domain::resource::Kind;
 use crate::error::Error;
 use crate::generate::binding::{Binding, BindingError, binding};
@@ -68,15 +68,7 @@ pub async fn client_binding(
         .name
         .clone();
     let rendered = svc.render(&set_path).await?;
-    let cluster: Option<Name> = match &query.cluster {
-        None => None,
-        Some(raw) => Some(
-            raw.parse::<Name>()
-                .ok()
-                .filter(|n| rendered.model.clusters.contains_key(n))
-                .ok_or_else(|| Error::NotFound(format!("cluster \"{raw}\" does not exist")))?,
-        ),
-    };
+    let cluster = cluster_param(query.cluster.as_deref(), &rendered.model)?;
     match binding(
         &rendered.model,
         &rendered.vips,

@@ -8,9 +8,7 @@ use utoipa::IntoParams;
 use super::resources::{ListQuery, path_to};
 use crate::domain::resource::{Kind, ResourcePath};
 use crate::error::Error;
-use crate::service::{
-    Action, DeploymentList, DeploymentStatus, DeploymentSummary, Page, PageToken, Service,
-};
+use crate::service::{Action, DeploymentList, DeploymentStatus, DeploymentSummary, Service};
 
 fn set_path(req: &HttpRequest) -> Result<ResourcePath, Error> {
     path_to(req, Kind::TrafficIntentSet)
@@ -160,15 +158,7 @@ pub async fn deployment_list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Error> {
     let path = set_path(&req)?;
-    let query = query.into_inner();
-    let page = Page {
-        limit: query.limit,
-        after: query
-            .page_token
-            .as_deref()
-            .map(PageToken::decode)
-            .transpose()?,
-    };
+    let page = query.into_inner().page()?;
     Ok(HttpResponse::Ok().json(svc.list_deployments(&path, page).await?))
 }
 

@@ -24,6 +24,20 @@ pub struct ListQuery {
     pub page_token: Option<String>,
 }
 
+impl ListQuery {
+    /// The page asked for.
+    pub fn page(self) -> Result<Page, Error> {
+        Ok(Page {
+            limit: self.limit,
+            after: self
+                .page_token
+                .as_deref()
+                .map(PageToken::decode)
+                .transpose()?,
+        })
+    }
+}
+
 /// Options of a delete.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -99,15 +113,7 @@ pub async fn list<R: Resource>(
     query: ListQuery,
 ) -> Result<HttpResponse, Error> {
     let parent = parent_of(req, R::KIND)?;
-    let page = Page {
-        limit: query.limit,
-        after: query
-            .page_token
-            .as_deref()
-            .map(PageToken::decode)
-            .transpose()?,
-    };
-    let page = svc.list::<R>(&parent, page).await?;
+    let page = svc.list::<R>(&parent, query.page()?).await?;
     Ok(HttpResponse::Ok().json(R::list(page.items, page.next.map(|t| t.encode()))))
 }
 
@@ -157,8 +163,10 @@ pub async fn delete<R: Resource>(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Declares the endpoints of one kind, each documented for the OpenAPI document. With
-/// `get = custom`, the kind's GET item handler is written by hand (traffic intent sets).
+/// Declares the endpoints of one kind, each documented for the OpenAPI document, and a
+/// `register` function that registers them in the order list, create, get, replace, delete.
+/// With `get = custom`, the kind's GET item handler is written (and registered) by hand
+/// (traffic intent sets).
 macro_rules! crud_endpoints {
     (
         resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
@@ -167,12 +175,33 @@ macro_rules! crud_endpoints {
         ops = ($list:ident, $create:ident, $get:ident, $replace:ident, $delete:ident)
     ) => {
         $crate::api::resources::crud_endpoints! {
-            resource = $resource, list_type = $list_type, tag = $tag, noun = $noun,
+            @handlers resource = $resource, list_type = $list_type, tag = $tag, noun = $noun,
             collection = $collection, item = $item,
             params = [$(($pname, $pdesc)),*], item_params = [$(($iname, $idesc)),+],
-            ops = ($list, $create, $get, $replace, $delete), get = custom
+            ops = ($list, $create, $replace, $delete)
         }
         $crate::api::resources::crud_endpoints!(@get $resource, $tag, $noun, $item, [$(($pname, $pdesc)),*], [$(($iname, $idesc)),+], $get);
+        $crate::api::resources::crud_endpoints!(@register $list, $create, $get, $replace, $delete);
+    };
+    (
+        resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
+        collection = $collection:tt, item = $item:tt,
+        params = [$(($pname:tt, $pdesc:tt)),*], item_params = [$(($iname:tt, $idesc:tt)),+],
+        ops = ($list:ident, $create:ident, $get:ident, $replace:ident, $delete:ident), get = custom
+    ) => {
+        $crate::api::resources::crud_endpoints! {
+            @handlers resource = $resource, list_type = $list_type, tag = $tag, noun = $noun,
+            collection = $collection, item = $item,
+            params = [$(($pname, $pdesc)),*], item_params = [$(($iname, $idesc)),+],
+            ops = ($list, $create, $replace, $delete)
+        }
+        $crate::api::resources::crud_endpoints!(@register $list, $create, $replace, $delete);
+    };
+    (@register $($op:ident),+) => {
+        /// Registers this kind's endpoints.
+        pub fn register(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+            $(cfg.service($op);)+
+        }
     };
     (@get $resource:ty, $tag:tt, $noun:tt, $item:tt, [$(($pname:tt, $pdesc:tt)),*], [$(($iname:tt, $idesc:tt)),+], $get:ident) => {
         #[utoipa::path(
@@ -195,10 +224,10 @@ macro_rules! crud_endpoints {
 
     };
     (
-        resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
+        @handlers resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
         collection = $collection:tt, item = $item:tt,
         params = [$(($pname:tt, $pdesc:tt)),*], item_params = [$(($iname:tt, $idesc:tt)),+],
-        ops = ($list:ident, $create:ident, $get:ident, $replace:ident, $delete:ident), get = custom
+        ops = ($list:ident, $create:ident, $replace:ident, $delete:ident)
     ) => {
         #[utoipa::path(
             get, path = $collection, tag = $tag, operation_id = stringify!($list),
@@ -301,11 +330,3 @@ macro_rules! crud_endpoints {
 }
 
 pub(crate) use crud_endpoints;
-
-/// Registers the five endpoints of each kind given.
-macro_rules! register {
-    ($cfg:expr, $($module:ident :: {$($op:ident),*}),* $(,)?) => {
-        $($( $cfg.service($module::$op); )*)*
-    };
-}
-pub(crate) use register;

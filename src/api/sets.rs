@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::resources::path_to;
 use crate::domain::document::IntentDocument;
 use crate::domain::envelopes::TrafficIntentSet;
+use crate::domain::model::IntentSetModel;
 use crate::domain::names::Name;
 use crate::domain::resource::Kind;
 use crate::error::Error;
@@ -77,6 +78,20 @@ pub async fn traffic_intent_set_get(
     }
 }
 
+/// The cluster a `?cluster=` parameter names: one of the set's clusters.
+pub(super) fn cluster_param(
+    raw: Option<&str>,
+    model: &IntentSetModel,
+) -> Result<Option<Name>, Error> {
+    raw.map(|raw| {
+        raw.parse::<Name>()
+            .ok()
+            .filter(|n| model.clusters.contains_key(n))
+            .ok_or_else(|| Error::NotFound(format!("cluster \"{raw}\" does not exist")))
+    })
+    .transpose()
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ManifestFormat {
@@ -127,17 +142,7 @@ pub async fn traffic_intent_set_manifests(
 ) -> Result<HttpResponse, Error> {
     let path = path_to(&req, Kind::TrafficIntentSet)?;
     let rendered = svc.render(&path).await?;
-    let cluster = match &query.cluster {
-        None => None,
-        Some(raw) => {
-            let name: Name = raw
-                .parse()
-                .ok()
-                .filter(|n| rendered.model.clusters.contains_key(n))
-                .ok_or_else(|| Error::NotFound(format!("cluster \"{raw}\" does not exist")))?;
-            Some(name)
-        }
-    };
+    let cluster = cluster_param(query.cluster.as_deref(), &rendered.model)?;
     let list = output::list(&rendered.manifests, cluster.as_ref());
     Ok(match query.format.unwrap_or_default() {
         ManifestFormat::Json => HttpResponse::Ok().json(list),

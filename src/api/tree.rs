@@ -116,17 +116,14 @@ pub mod route_intents {
 
 /// Registers every CRUD endpoint.
 pub fn register(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    super::resources::register!(
-        cfg,
-        clusters::{cluster_list, cluster_create, cluster_get, cluster_replace, cluster_delete},
-        projects::{project_list, project_create, project_get, project_replace, project_delete},
-        composite_apps::{composite_app_list, composite_app_create, composite_app_get, composite_app_replace, composite_app_delete},
-        apps::{app_list, app_create, app_get, app_replace, app_delete},
-        traffic_intent_sets::{traffic_intent_set_list, traffic_intent_set_create, traffic_intent_set_replace, traffic_intent_set_delete},
-        inbound_intents::{inbound_intent_list, inbound_intent_create, inbound_intent_get, inbound_intent_replace, inbound_intent_delete},
-        clients::{client_list, client_create, client_get, client_replace, client_delete},
-        security_intents::{security_intent_list, security_intent_create, security_intent_get, security_intent_replace, security_intent_delete},
-        outbound_intents::{outbound_intent_list, outbound_intent_create, outbound_intent_get, outbound_intent_replace, outbound_intent_delete},
-        route_intents::{route_intent_list, route_intent_create, route_intent_get, route_intent_replace, route_intent_delete},
-    );
+    clusters::register(cfg);
+    projects::register(cfg);
+    composite_apps::register(cfg);
+    apps::register(cfg);
+    traffic_intent_sets::register(cfg);
+    inbound_intents::register(cfg);
+    clients::register(cfg);
+    security_intents::register(cfg);
+    outbound_intents::register(cfg);
+    route_intents::register(cfg);
 }
