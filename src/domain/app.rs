@@ -86,13 +86,7 @@ impl AppSpec {
                     "/spec/placement/clusters",
                     "must name at least one cluster",
                 );
-                for (i, c) in clusters.iter().enumerate() {
-                    v.check(
-                        clusters[..i].contains(c),
-                        format!("/spec/placement/clusters/{i}"),
-                        format!("cluster \"{c}\" is listed twice"),
-                    );
-                }
+                v.no_repeats(clusters, "/spec/placement/clusters", "cluster");
             }
             (None, Some(selector)) => v.check(
                 selector.match_labels.is_empty(),

@@ -397,21 +397,17 @@ fn yes() -> bool {
 
 impl InboundIntentSpec {
     pub fn with_defaults(mut self) -> Self {
-        if self.mtls.is_none() {
-            self.mtls = Some(if self.sidecar {
-                MtlsMode::IstioMutual
-            } else {
-                MtlsMode::Disable
-            });
-        }
+        self.mtls = Some(self.mtls());
         self
     }
 
+    /// The TLS towards the service: as given, else ISTIO_MUTUAL with a sidecar, DISABLE without.
     pub fn mtls(&self) -> MtlsMode {
-        self.clone()
-            .with_defaults()
-            .mtls
-            .expect("filled by with_defaults")
+        self.mtls.unwrap_or(if self.sidecar {
+            MtlsMode::IstioMutual
+        } else {
+            MtlsMode::Disable
+        })
     }
 
     pub fn check(&self, v: &mut Violations) {
@@ -457,20 +453,12 @@ impl InboundIntentSpec {
             "/spec/instances",
             "only applies to headless services",
         );
-        for (i, instance) in self.instances.iter().enumerate() {
-            v.check(
-                self.instances[..i].contains(instance),
-                format!("/spec/instances/{i}"),
-                format!("instance \"{instance}\" is listed twice"),
-            );
-        }
-        for (i, ns) in self.access_namespaces.iter().enumerate() {
-            v.check(
-                self.access_namespaces[..i].contains(ns),
-                format!("/spec/accessNamespaces/{i}"),
-                format!("namespace \"{ns}\" is listed twice"),
-            );
-        }
+        v.no_repeats(&self.instances, "/spec/instances", "instance");
+        v.no_repeats(
+            &self.access_namespaces,
+            "/spec/accessNamespaces",
+            "namespace",
+        );
         if let Some(access) = &self.external_access {
             v.check(
                 access.hosts.is_empty(),
@@ -487,13 +475,7 @@ impl InboundIntentSpec {
                 "/spec/externalAccess/tls",
                 "is required for TCP services (the gateway routes TCP by its TLS server name)",
             );
-            for (i, h) in access.hosts.iter().enumerate() {
-                v.check(
-                    access.hosts[..i].contains(h),
-                    format!("/spec/externalAccess/hosts/{i}"),
-                    format!("host \"{h}\" is listed twice"),
-                );
-            }
+            v.no_repeats(&access.hosts, "/spec/externalAccess/hosts", "host");
         }
     }
 }

@@ -198,13 +198,7 @@ impl OutboundIntentSpec {
         self.check_endpoints(v);
         self.check_subsets(v);
         self.check_tls(v);
-        for (i, c) in self.clients.iter().enumerate() {
-            v.check(
-                self.clients[..i].contains(c),
-                format!("/spec/clients/{i}"),
-                format!("app \"{c}\" is listed twice"),
-            );
-        }
+        v.no_repeats(&self.clients, "/spec/clients", "app");
     }
 
     fn check_hosts(&self, v: &mut Violations) {

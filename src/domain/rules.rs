@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::app::AppSpec;
 use super::cluster::ClusterSpec;
-use super::inbound::{InboundIntentSpec, Subset};
+use super::inbound::InboundIntentSpec;
 use super::model::IntentSetModel;
 use super::names::Name;
 use super::outbound::OutboundIntentSpec;
@@ -99,8 +99,9 @@ pub fn check_inbound(model: &IntentSetModel, name: &Name) -> Vec<FieldError> {
             );
         }
     }
+    let subsets: Vec<&Name> = spec.subsets.iter().map(|s| &s.name).collect();
     for (route_name, route) in model.routes_to_inbound(name) {
-        check_subsets_still_defined(&spec.subsets, route_name, route, &mut v);
+        check_subsets_still_defined(&subsets, route_name, route, &mut v);
         v.check(
             !route.http.is_empty() && !spec.protocol.is_http(),
             "/spec/protocol",
@@ -116,14 +117,14 @@ pub fn check_inbound(model: &IntentSetModel, name: &Name) -> Vec<FieldError> {
 }
 
 fn check_subsets_still_defined(
-    subsets: &[Subset],
+    defined: &[&Name],
     route_name: &Name,
     route: &RouteIntentSpec,
     v: &mut Violations,
 ) {
     for (field, subset) in route.named_subsets() {
         v.check(
-            !subsets.iter().any(|s| &s.name == subset),
+            !defined.contains(&subset),
             "/spec/subsets",
             format!("subset \"{subset}\" is used by route intent \"{route_name}\" ({field})"),
         );
@@ -190,14 +191,9 @@ pub fn check_outbound(model: &IntentSetModel, name: &Name) -> Vec<FieldError> {
     for (i, app) in spec.clients.iter().enumerate() {
         app_exists(model, app, &format!("/spec/clients/{i}"), &mut v);
     }
+    let subsets: Vec<&Name> = spec.subsets.iter().map(|s| &s.name).collect();
     for (route_name, route) in model.routes_to_outbound(name) {
-        for (field, subset) in route.named_subsets() {
-            v.check(
-                !spec.subsets.iter().any(|s| &s.name == subset),
-                "/spec/subsets",
-                format!("subset \"{subset}\" is used by route intent \"{route_name}\" ({field})"),
-            );
-        }
+        check_subsets_still_defined(&subsets, route_name, route, &mut v);
         check_route_fits_outbound(route, spec, &mut v, Some(route_name));
     }
     v.into_result().err().unwrap_or_default()

@@ -1,5 +1,7 @@
 //! Field-level validation errors, addressed by JSON pointers (RFC 6901).
 
+use std::fmt;
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -42,6 +44,17 @@ impl Violations {
     pub fn check(&mut self, failed: bool, field: impl Into<String>, message: impl Into<String>) {
         if failed {
             self.add(field, message);
+        }
+    }
+
+    /// Adds a violation at `{at}/{i}` for each item that repeats an earlier one.
+    pub fn no_repeats<T: PartialEq + fmt::Display>(&mut self, items: &[T], at: &str, noun: &str) {
+        for (i, item) in items.iter().enumerate() {
+            self.check(
+                items[..i].contains(item),
+                format!("{at}/{i}"),
+                format!("{noun} \"{item}\" is listed twice"),
+            );
         }
     }
 
