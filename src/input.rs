@@ -65,8 +65,9 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
     for segment in path.iter() {
         match segment {
             Segment::Seq { index } => out.push_str(&format!("/{index}")),
-            Segment::Map { key } => out.push_str(&format!("/{}", pointer_token(key))),
-            Segment::Enum { variant } => out.push_str(&format!("/{}", pointer_token(variant))),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push_str(&format!("/{}", pointer_token(key)))
+            }
             Segment::Unknown => {}
         }
     }

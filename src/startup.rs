@@ -68,23 +68,13 @@ impl Application {
         store.migrate().await?;
         let secrets = settings.secret_key.load()?;
         let service = Service::new(store, secrets).with_push_settings(settings.push.clone());
-        let listener =
-            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Listen {
-                address: settings.listen.clone(),
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Listen {
-                address: settings.listen.clone(),
-                source,
-            })?
-            .port();
-        let server =
-            run(listener, service.clone(), settings).map_err(|source| StartupError::Listen {
-                address: settings.listen.clone(),
-                source,
-            })?;
+        let listen_error = |source| StartupError::Listen {
+            address: settings.listen.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&settings.listen).map_err(listen_error)?;
+        let port = listener.local_addr().map_err(listen_error)?.port();
+        let server = run(listener, service.clone(), settings).map_err(listen_error)?;
         tracing::info!(address = %settings.listen, port, "listening; API documentation at /swagger-ui/");
         let worker = settings
             .worker

@@ -240,20 +240,13 @@ impl Mappings {
     fn adapt_host_port(&self, map: &mut Map<String, Value>) {
         const HOST_KEYS: [&str; 2] = ["host", "hostname"];
         let hosts = HOST_KEYS.map(|k| map.get(k).and_then(Value::as_str));
-        match map.get("port") {
-            None => {
-                let replacements = hosts.map(|h| {
-                    h.and_then(|h| {
-                        let target = self.by_host.get(&host_key(unbracketed(h)))?.as_ref()?;
-                        Some(target.field_host(h))
-                    })
-                });
-                for (key, new) in HOST_KEYS.iter().zip(replacements) {
-                    if let Some(new) = new {
-                        map.insert((*key).to_owned(), Value::String(new));
-                    }
-                }
-            }
+        let replacements = match map.get("port") {
+            None => hosts.map(|h| {
+                h.and_then(|h| {
+                    let target = self.by_host.get(&host_key(unbracketed(h)))?.as_ref()?;
+                    Some(target.field_host(h))
+                })
+            }),
             Some(port) => {
                 let Some(port) = port_of(port) else { return };
                 let hits = hosts.map(|h| h.and_then(|h| Some((self.lookup(h, port)?, h))));
@@ -263,17 +256,18 @@ impl Mappings {
                     return;
                 }
                 let replacements = hits.map(|hit| hit.map(|(t, old)| t.field_host(old)));
-                for (key, new) in HOST_KEYS.iter().zip(replacements) {
-                    if let Some(new) = new {
-                        map.insert((*key).to_owned(), Value::String(new));
-                    }
-                }
                 if let Some(old) = map.get_mut("port") {
                     *old = match old {
                         Value::String(_) => Value::String(new_port.to_string()),
                         _ => Value::from(new_port),
                     };
                 }
+                replacements
+            }
+        };
+        for (key, new) in HOST_KEYS.iter().zip(replacements) {
+            if let Some(new) = new {
+                map.insert((*key).to_owned(), Value::String(new));
             }
         }
     }

@@ -52,98 +52,55 @@ impl fmt::Display for Port {
     }
 }
 
-/// A positive count (connections, requests, retries, errors): 1 to 2^31-1, as Istio's int32 fields.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(try_from = "i64", into = "u32")]
-#[schema(value_type = u32, minimum = 1, maximum = 2147483647, example = 100)]
-pub struct Count(u32);
+/// A whole number from `min` to `max`: read from a JSON integer (out of range: "must be between
+/// min and max"), written as a u32.
+macro_rules! bounded_u32 {
+    ($(#[$doc:meta])* $name:ident, min = $min:tt, max = $max:tt, example = $example:tt) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+        )]
+        #[serde(try_from = "i64", into = "u32")]
+        #[schema(value_type = u32, minimum = $min, maximum = $max, example = $example)]
+        pub struct $name(u32);
 
-impl Count {
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for Count {
-    type Error = String;
-    fn try_from(value: i64) -> Result<Self, String> {
-        if (1..=i64::from(i32::MAX)).contains(&value) {
-            Ok(Count(value as u32))
-        } else {
-            Err(format!("must be between 1 and {} (got {value})", i32::MAX))
+        impl $name {
+            pub fn get(self) -> u32 {
+                self.0
+            }
         }
-    }
-}
 
-impl From<Count> for u32 {
-    fn from(c: Count) -> u32 {
-        c.0
-    }
-}
-
-/// A non-negative count, 0 to 2^31-1 (e.g. `maxRetries: 0` disables retries).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(try_from = "i64", into = "u32")]
-#[schema(value_type = u32, minimum = 0, maximum = 2147483647, example = 3)]
-pub struct Amount(u32);
-
-impl Amount {
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for Amount {
-    type Error = String;
-    fn try_from(value: i64) -> Result<Self, String> {
-        if (0..=i64::from(i32::MAX)).contains(&value) {
-            Ok(Amount(value as u32))
-        } else {
-            Err(format!("must be between 0 and {} (got {value})", i32::MAX))
+        impl TryFrom<i64> for $name {
+            type Error = String;
+            fn try_from(value: i64) -> Result<Self, String> {
+                if ($min..=$max).contains(&value) {
+                    Ok($name(value as u32))
+                } else {
+                    Err(format!("must be between {} and {} (got {value})", $min, $max))
+                }
+            }
         }
-    }
-}
 
-impl From<Amount> for u32 {
-    fn from(c: Amount) -> u32 {
-        c.0
-    }
-}
-
-/// A whole percentage 0-100 (e.g. `maxEjectionPercent`).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(try_from = "i64", into = "u32")]
-#[schema(value_type = u32, minimum = 0, maximum = 100, example = 50)]
-pub struct WholePercent(u32);
-
-impl WholePercent {
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl TryFrom<i64> for WholePercent {
-    type Error = String;
-    fn try_from(value: i64) -> Result<Self, String> {
-        if (0..=100).contains(&value) {
-            Ok(WholePercent(value as u32))
-        } else {
-            Err(format!("must be between 0 and 100 (got {value})"))
+        impl From<$name> for u32 {
+            fn from(c: $name) -> u32 {
+                c.0
+            }
         }
-    }
+    };
 }
 
-impl From<WholePercent> for u32 {
-    fn from(c: WholePercent) -> u32 {
-        c.0
-    }
-}
+bounded_u32!(
+    /// A positive count (connections, requests, retries, errors): 1 to 2^31-1, as Istio's int32 fields.
+    Count, min = 1, max = 2147483647, example = 100
+);
+bounded_u32!(
+    /// A non-negative count, 0 to 2^31-1 (e.g. `maxRetries: 0` disables retries).
+    Amount, min = 0, max = 2147483647, example = 3
+);
+bounded_u32!(
+    /// A whole percentage 0-100 (e.g. `maxEjectionPercent`).
+    WholePercent, min = 0, max = 100, example = 50
+);
 
 /// A percentage 0-100 with fractions (e.g. fault injection `percentage: 0.1`).
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, Deserialize, ToSchema)]
