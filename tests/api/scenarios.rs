@@ -50,15 +50,7 @@ async fn check_scenario(app: &TestApp, name: &str) {
         set.spec.version,
         set.traffic_intent_sets[0].metadata.name
     );
-    let yaml = app
-        .client
-        .get(app.url(&url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let yaml = app.get(&url).await.expect(200).text;
     assert_eq!(
         yaml,
         golden(name, "expected.yaml"),
