@@ -7,17 +7,14 @@
 
 #[path = "support/crd_schema.rs"]
 mod crd_schema;
+#[path = "support/golden_files.rs"]
+mod golden_files;
 
-use std::path::PathBuf;
-
+use golden_files::dir;
 use meshintent::generate::output;
 use meshintent::istio::IstioObject;
 use meshintent::offline::render_document;
 use serde_json::Value;
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
-}
 
 fn render_yaml(input: &str) -> String {
     let manifests = render_document(input).unwrap_or_else(|e| panic!("render failed: {e:?}"));
@@ -43,7 +40,7 @@ fn objects_of(yaml: &str) -> Vec<Value> {
 }
 
 fn check(name: &str) {
-    let input = std::fs::read_to_string(dir().join(format!("{name}.input.yaml"))).unwrap();
+    let input = golden_files::read(name, "input.yaml");
     let expected_path = dir().join(format!("{name}.expected.yaml"));
     let rendered = render_yaml(&input);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -120,17 +117,7 @@ golden! {
 
 #[test]
 fn every_scenario_file_has_a_test() {
-    let mut files: Vec<String> = std::fs::read_dir(dir())
-        .unwrap()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".input.yaml")
-                .map(str::to_owned)
-        })
-        .collect();
-    files.sort();
+    let files = golden_files::scenarios();
     let mut listed: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
     listed.sort();
     assert_eq!(files, listed, "add new scenario files to the golden! list");
@@ -165,7 +152,7 @@ fn reverse_resources(value: &mut Value) {
 #[test]
 fn rendering_is_deterministic_and_independent_of_input_order() {
     for name in SCENARIOS {
-        let input = std::fs::read_to_string(dir().join(format!("{name}.input.yaml"))).unwrap();
+        let input = golden_files::read(name, "input.yaml");
         let first = render_yaml(&input);
         assert_eq!(first, render_yaml(&input), "{name}: two renders differ");
         let mut shuffled: Value = serde_saphyr::from_str(&input).unwrap();

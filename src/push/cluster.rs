@@ -241,9 +241,12 @@ fn foreign_owner(live: &Value, set_labels: &BTreeMap<String, String>) -> Option<
     })
 }
 
+/// What one object came to, for the cluster's outcome.
 struct Tally {
     writes: i64,
-    events: Vec<(ObjectState, Option<String>)>,
+    state: ObjectState,
+    /// A failure or conflict, for the cluster's message.
+    problem: Option<String>,
 }
 
 /// Applies the plan: every desired object in apply order (in parallel within a kind), then
@@ -266,69 +269,93 @@ pub async fn run_cluster<R: Recorder>(
             return outcome;
         }
     };
-    let mut desired = plan.desired.clone();
-    desired.sort_by_key(|o| rank(o["kind"].as_str().unwrap_or_default()));
-    let wanted: BTreeSet<ObjectKey> = desired.iter().map(|o| key_of(&plan.cluster, o)).collect();
-
-    let mut tiers: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
-    for object in desired {
-        let key = key_of(&plan.cluster, &object);
-        if !plan.finished.contains(&key) {
-            tiers.entry(rank(&key.kind)).or_default().push(object);
-        }
-    }
-    for (_, tier) in tiers {
-        let results: Vec<Tally> = stream::iter(tier)
-            .map(|object| apply_one(client, &plan, &owned, object, settings, recorder))
-            .buffer_unordered(settings.object_concurrency.max(1))
-            .collect()
-            .await;
-        absorb(&mut outcome, results);
-    }
-
-    let mut stale: Vec<ObjectKey> = plan
-        .inventory
+    let ClusterPlan {
+        cluster,
+        set_labels,
+        desired,
+        inventory,
+        finished,
+    } = plan;
+    let desired: Vec<(ObjectKey, Value)> = desired
+        .into_iter()
+        .map(|object| (key_of(&cluster, &object), object))
+        .collect();
+    let wanted: BTreeSet<ObjectKey> = desired.iter().map(|(key, _)| key.clone()).collect();
+    let stale: BTreeSet<ObjectKey> = inventory
         .iter()
         .chain(owned.keys())
-        .filter(|k| k.cluster == plan.cluster && !wanted.contains(k) && !plan.finished.contains(k))
+        .filter(|k| k.cluster == cluster && !wanted.contains(k) && !finished.contains(k))
         .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
-    stale.sort_by_key(|k| std::cmp::Reverse(rank(&k.kind)));
-    let mut tiers: BTreeMap<std::cmp::Reverse<usize>, Vec<ObjectKey>> = BTreeMap::new();
-    for key in stale {
-        tiers
-            .entry(std::cmp::Reverse(rank(&key.kind)))
-            .or_default()
-            .push(key);
+
+    let concurrency = settings.object_concurrency.max(1);
+    let pending = desired
+        .into_iter()
+        .filter(|(key, _)| !finished.contains(key));
+    for tier in tiers(pending, |(key, _)| rank(&key.kind)).into_values() {
+        run_tier(
+            &mut outcome,
+            tier,
+            concurrency,
+            recorder,
+            |(key, object)| apply_one(client, &set_labels, &owned, key, object, settings),
+        )
+        .await;
     }
-    for (_, tier) in tiers {
-        let results: Vec<Tally> = stream::iter(tier)
-            .map(|key| prune_one(client, &plan, &owned, key, settings, recorder))
-            .buffer_unordered(settings.object_concurrency.max(1))
-            .collect()
-            .await;
-        absorb(&mut outcome, results);
+    for tier in tiers(stale, |key| rank(&key.kind)).into_values().rev() {
+        run_tier(&mut outcome, tier, concurrency, recorder, |key| {
+            prune_one(client, &set_labels, &owned, key, settings)
+        })
+        .await;
     }
     outcome
 }
 
-fn absorb(outcome: &mut ClusterOutcome, results: Vec<Tally>) {
-    for tally in results {
+/// Groups items by rank, keeping their order within a rank.
+fn tiers<T>(
+    items: impl IntoIterator<Item = T>,
+    rank: impl Fn(&T) -> usize,
+) -> BTreeMap<usize, Vec<T>> {
+    let mut tiers: BTreeMap<usize, Vec<T>> = BTreeMap::new();
+    for item in items {
+        tiers.entry(rank(&item)).or_default().push(item);
+    }
+    tiers
+}
+
+/// Works on one tier, `concurrency` objects at a time, recording each object as it ends.
+async fn run_tier<T, F, R>(
+    outcome: &mut ClusterOutcome,
+    tier: Vec<T>,
+    concurrency: usize,
+    recorder: &R,
+    mut work: impl FnMut(T) -> F,
+) where
+    F: Future<Output = (i64, ObjectEvent)>,
+    R: Recorder,
+{
+    let tallies: Vec<Tally> = stream::iter(tier)
+        .map(|item| run_one(recorder, work(item)))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for tally in tallies {
         outcome.writes += tally.writes;
-        for (state, problem) in tally.events {
-            *outcome.counts.entry(state).or_default() += 1;
-            if let Some(problem) = problem
-                && outcome.problems.len() < 5
-            {
-                outcome.problems.push(problem);
-            }
+        *outcome.counts.entry(tally.state).or_default() += 1;
+        if let Some(problem) = tally.problem
+            && outcome.problems.len() < 5
+        {
+            outcome.problems.push(problem);
         }
     }
 }
 
-async fn note<R: Recorder>(recorder: &R, event: ObjectEvent, tally: &mut Tally) {
+/// Works on one object and records what happened.
+async fn run_one<R: Recorder>(
+    recorder: &R,
+    work: impl Future<Output = (i64, ObjectEvent)>,
+) -> Tally {
+    let (writes, event) = work.await;
     let problem = matches!(event.state, ObjectState::Failed | ObjectState::Conflict).then(|| {
         format!(
             "{} {}/{}: {}",
@@ -342,22 +369,22 @@ async fn note<R: Recorder>(recorder: &R, event: ObjectEvent, tally: &mut Tally) 
     if let Err(e) = recorder.record(event).await {
         tracing::error!(error = %e, "recording deploy progress failed");
     }
-    tally.events.push((state, problem));
+    Tally {
+        writes,
+        state,
+        problem,
+    }
 }
 
-async fn apply_one<R: Recorder>(
+/// Applies one object: the write requests sent, and what happened.
+async fn apply_one(
     client: &kube::Client,
-    plan: &ClusterPlan,
+    set_labels: &BTreeMap<String, String>,
     owned: &BTreeMap<ObjectKey, Value>,
+    key: ObjectKey,
     mut object: Value,
     settings: &PushSettings,
-    recorder: &R,
-) -> Tally {
-    let mut tally = Tally {
-        writes: 0,
-        events: Vec::new(),
-    };
-    let key = key_of(&plan.cluster, &object);
+) -> (i64, ObjectEvent) {
     let event = |state, message: Option<String>, hash: Option<String>| ObjectEvent {
         key: key.clone(),
         operation: Operation::Apply,
@@ -366,17 +393,8 @@ async fn apply_one<R: Recorder>(
         hash,
     };
     let Some(api) = api_for(client, &key) else {
-        note(
-            recorder,
-            event(
-                ObjectState::Failed,
-                Some(format!("meshintent does not write {}", key.kind)),
-                None,
-            ),
-            &mut tally,
-        )
-        .await;
-        return tally;
+        let message = format!("meshintent does not write {}", key.kind);
+        return (0, event(ObjectState::Failed, Some(message), None));
     };
     let hash = desired_hash(&object);
     object["metadata"]["annotations"][ANNOTATION_HASH] = Value::String(hash.clone());
@@ -387,38 +405,18 @@ async fn apply_one<R: Recorder>(
             let (found, _) = with_retries(&settings.retry, || api.get_opt(&key.name)).await;
             match found {
                 Ok(found) => found.map(|o| to_value(&o)),
-                Err(e) => {
-                    note(
-                        recorder,
-                        event(ObjectState::Failed, Some(describe(&e)), None),
-                        &mut tally,
-                    )
-                    .await;
-                    return tally;
-                }
+                Err(e) => return (0, event(ObjectState::Failed, Some(describe(&e)), None)),
             }
         }
     };
     if let Some(live) = &live {
-        if let Some(owner) = foreign_owner(live, &plan.set_labels) {
-            note(
-                recorder,
-                event(ObjectState::Conflict, Some(owner), None),
-                &mut tally,
-            )
-            .await;
-            return tally;
+        if let Some(owner) = foreign_owner(live, set_labels) {
+            return (0, event(ObjectState::Conflict, Some(owner), None));
         }
         let recorded =
             live["metadata"]["annotations"][ANNOTATION_HASH].as_str() == Some(hash.as_str());
         if recorded && content_hash(live, &object) == hash {
-            note(
-                recorder,
-                event(ObjectState::Unchanged, None, Some(hash)),
-                &mut tally,
-            )
-            .await;
-            return tally;
+            return (0, event(ObjectState::Unchanged, None, Some(hash)));
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -427,40 +425,21 @@ async fn apply_one<R: Recorder>(
     let (result, attempts) =
         with_retries(&settings.retry, || api.patch(&key.name, &params, &patch)).await;
     metrics::histogram!("meshintent_apply_seconds").record(started.elapsed().as_secs_f64());
-    tally.writes += i64::from(attempts);
-    match result {
-        Ok(_) => {
-            note(
-                recorder,
-                event(ObjectState::Applied, None, Some(hash)),
-                &mut tally,
-            )
-            .await
-        }
-        Err(e) => {
-            note(
-                recorder,
-                event(ObjectState::Failed, Some(describe(&e)), None),
-                &mut tally,
-            )
-            .await
-        }
-    }
-    tally
+    let event = match result {
+        Ok(_) => event(ObjectState::Applied, None, Some(hash)),
+        Err(e) => event(ObjectState::Failed, Some(describe(&e)), None),
+    };
+    (i64::from(attempts), event)
 }
 
-async fn prune_one<R: Recorder>(
+/// Deletes one object the set no longer wants: the write requests sent, and what happened.
+async fn prune_one(
     client: &kube::Client,
-    plan: &ClusterPlan,
+    set_labels: &BTreeMap<String, String>,
     owned: &BTreeMap<ObjectKey, Value>,
     key: ObjectKey,
     settings: &PushSettings,
-    recorder: &R,
-) -> Tally {
-    let mut tally = Tally {
-        writes: 0,
-        events: Vec::new(),
-    };
+) -> (i64, ObjectEvent) {
     let event = |state, message: Option<String>| ObjectEvent {
         key: key.clone(),
         operation: Operation::Delete,
@@ -469,75 +448,32 @@ async fn prune_one<R: Recorder>(
         hash: None,
     };
     let Some(api) = api_for(client, &key) else {
-        note(
-            recorder,
-            event(
-                ObjectState::Pruned,
-                Some("not a kind meshintent writes; forgotten".into()),
-            ),
-            &mut tally,
-        )
-        .await;
-        return tally;
+        let message = "not a kind meshintent writes; forgotten".into();
+        return (0, event(ObjectState::Pruned, Some(message)));
     };
     // Objects the inventory lists but the label selector did not find: confirm before deleting.
     if !owned.contains_key(&key) {
         let (found, _) = with_retries(&settings.retry, || api.get_opt(&key.name)).await;
         match found {
-            Ok(None) => {
-                note(
-                    recorder,
-                    event(ObjectState::Pruned, Some("already gone".into())),
-                    &mut tally,
-                )
-                .await;
-                return tally;
-            }
+            Ok(None) => return (0, event(ObjectState::Pruned, Some("already gone".into()))),
             Ok(Some(live)) => {
-                if let Some(owner) = foreign_owner(&to_value(&live), &plan.set_labels) {
-                    note(
-                        recorder,
-                        event(ObjectState::Conflict, Some(owner)),
-                        &mut tally,
-                    )
-                    .await;
-                    return tally;
+                if let Some(owner) = foreign_owner(&to_value(&live), set_labels) {
+                    return (0, event(ObjectState::Conflict, Some(owner)));
                 }
             }
-            Err(e) => {
-                note(
-                    recorder,
-                    event(ObjectState::Failed, Some(describe(&e))),
-                    &mut tally,
-                )
-                .await;
-                return tally;
-            }
+            Err(e) => return (0, event(ObjectState::Failed, Some(describe(&e)))),
         }
     }
     let params = DeleteParams::default();
     let (result, attempts) = with_retries(&settings.retry, || api.delete(&key.name, &params)).await;
-    tally.writes += i64::from(attempts);
-    match result {
-        Ok(_) => note(recorder, event(ObjectState::Pruned, None), &mut tally).await,
+    let event = match result {
+        Ok(_) => event(ObjectState::Pruned, None),
         Err(kube::Error::Api(status)) if status.code == 404 => {
-            note(
-                recorder,
-                event(ObjectState::Pruned, Some("already gone".into())),
-                &mut tally,
-            )
-            .await
+            event(ObjectState::Pruned, Some("already gone".into()))
         }
-        Err(e) => {
-            note(
-                recorder,
-                event(ObjectState::Failed, Some(describe(&e))),
-                &mut tally,
-            )
-            .await
-        }
-    }
-    tally
+        Err(e) => event(ObjectState::Failed, Some(describe(&e))),
+    };
+    (i64::from(attempts), event)
 }
 
 /// How a desired object differs from the live one.

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{CA, SET, httpbin_intent};
+use crate::helpers::{CA, SET};
 
 const BINDING: &str = "/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/inbound-intents/httpbin/clients/sleep/binding";
 
@@ -60,15 +60,7 @@ both_backends!(
     a_remote_clients_binding_rewrites_its_credentials_to_the_vip,
     |app| {
         app.seed_storefront().await;
-        app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
-            .await
-            .expect(201);
-        app.post(
-            &format!("{SET}/inbound-intents/httpbin/clients"),
-            json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-        )
-        .await
-        .expect(201);
+        app.add_httpbin_with_sleep_client().await;
         let binding = app.get(BINDING).await.expect(200).body;
         assert_eq!(binding["cluster"], "cluster02");
         assert_eq!(binding["reach"], "direct");
@@ -149,15 +141,7 @@ both_backends!(local_bindings_and_cluster_choice, |app| {
     )
     .await
     .expect(200);
-    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
-        .await
-        .expect(201);
-    app.post(
-        &format!("{SET}/inbound-intents/httpbin/clients"),
-        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-    )
-    .await
-    .expect(201);
+    app.add_httpbin_with_sleep_client().await;
     let reply = app.get(BINDING).await.expect_problem(422, "cluster");
     assert!(reply.message("cluster").contains("cluster01, cluster02"));
     let local = app

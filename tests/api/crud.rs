@@ -57,16 +57,7 @@ both_backends!(create_returns_201_location_etag_and_defaults, |app| {
 
 both_backends!(every_kind_round_trips, |app| {
     app.seed_storefront().await;
-    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
-        .await
-        .expect(201);
-    let client = format!("{SET}/inbound-intents/httpbin/clients");
-    app.post(
-        &client,
-        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-    )
-    .await
-    .expect(201);
+    let client = app.add_httpbin_with_sleep_client().await;
     let rules = format!("{client}/sleep/security-intents");
     let created = app
         .post(
@@ -259,15 +250,7 @@ both_backends!(duplicates_are_409, |app| {
 
 both_backends!(deleting_a_parent_needs_cascade, |app| {
     app.seed_storefront().await;
-    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
-        .await
-        .expect(201);
-    app.post(
-        &format!("{SET}/inbound-intents/httpbin/clients"),
-        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-    )
-    .await
-    .expect(201);
+    app.add_httpbin_with_sleep_client().await;
     let refused = app.delete("/v2/projects/shop").await.expect(409);
     assert!(
         refused.body["detail"]

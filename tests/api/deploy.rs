@@ -14,53 +14,9 @@ use crate::helpers::{CA, SET, TestApp, httpbin_intent};
 async fn seed(app: &TestApp) -> (FakeKube, FakeKube) {
     let a = FakeKube::start().await;
     let b = FakeKube::start().await;
-    for (name, fake, address) in [
-        ("cluster01", &a, "198.51.100.10"),
-        ("cluster02", &b, "198.51.100.20"),
-    ] {
-        app.post(
-            "/v2/clusters",
-            json!({"metadata": {"name": name}, "spec": {
-            "identity": format!("{name}.mesh.example.com"),
-            "kubeconfig": fake.kubeconfig(),
-            "istio": {"ingressGateway": {"address": address}}}}),
-        )
-        .await
-        .expect(201);
-    }
-    app.post("/v2/projects", json!({"metadata": {"name": "shop"}}))
-        .await
-        .expect(201);
-    app.post(
-        "/v2/projects/shop/composite-apps",
-        json!({"metadata": {"name": "storefront"}, "spec": {"version": "v1"}}),
-    )
-    .await
-    .expect(201);
-    for (name, cluster) in [("httpbin", "cluster01"), ("sleep", "cluster02")] {
-        app.post(
-            &format!("{CA}/apps"),
-            json!({"metadata": {"name": name},
-            "spec": {"namespace": "default", "placement": {"clusters": [cluster]}}}),
-        )
-        .await
-        .expect(201);
-    }
-    app.post(
-        &format!("{CA}/traffic-intent-sets"),
-        json!({"metadata": {"name": "default"}}),
-    )
-    .await
-    .expect(201);
-    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
-        .await
-        .expect(201);
-    app.post(
-        &format!("{SET}/inbound-intents/httpbin/clients"),
-        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-    )
-    .await
-    .expect(201);
+    app.seed_storefront_with(&[a.kubeconfig(), b.kubeconfig()])
+        .await;
+    app.add_httpbin_with_sleep_client().await;
     (a, b)
 }
 
@@ -78,22 +34,23 @@ async fn deploy(app: &TestApp, action: &str) -> i64 {
     revision
 }
 
-/// Polls a deployment until it ends.
+/// Polls a deployment of the set `default` until it ends.
 async fn wait(app: &TestApp, revision: i64) -> Value {
+    wait_at(app, &format!("{SET}/deployments/{revision}")).await
+}
+
+/// Polls the deployment at `url` until it ends.
+async fn wait_at(app: &TestApp, url: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status = app
-            .get(&format!("{SET}/deployments/{revision}"))
-            .await
-            .expect(200)
-            .body;
+        let status = app.get(url).await.expect(200).body;
         let state = status["state"].as_str().unwrap().to_owned();
         if !matches!(state.as_str(), "Pending" | "Applying" | "Terminating") {
             return status;
         }
         assert!(
             Instant::now() < deadline,
-            "deployment {revision} did not end: {status:#}"
+            "deployment {url} did not end: {status:#}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -673,15 +630,8 @@ both_backends!(two_workers_never_run_one_deployment_together, |app| {
         ));
     }
     for url in &queued {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = app.get(url).await.expect(200).body;
-            if status["state"] == "Applied" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{status:#}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let status = wait_at(&app, url).await;
+        assert_eq!(status["state"], "Applied", "{status:#}");
     }
     // Each object of each set was written exactly once.
     let mut patches: BTreeMap<String, usize> = BTreeMap::new();
@@ -728,15 +678,7 @@ both_backends!(clusters_without_credentials_fail_with_a_reason, |app| {
             .contains("in-cluster"),
         "{status:#}"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.expect(200).text;
     assert!(metrics.contains("meshintent_deploys_total"), "{metrics}");
     assert!(metrics.contains("meshintent_queue_depth"));
 });

@@ -187,12 +187,12 @@ pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
 pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Option<TestApp> {
     let dir = std::env::temp_dir().join(format!("meshintent-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (database, location, secret_key) = match backend {
+    let (location, secret_key) = match backend {
         Backend::Sqlite => {
             let path = dir.join("meshintent.db");
             let db = DatabaseSettings::Sqlite { path: path.clone() };
             let key = SecretKeySource::resolve(None, &db).unwrap();
-            (db, DatabaseLocation::Sqlite(path), key)
+            (DatabaseLocation::Sqlite(path), key)
         }
         Backend::Postgres => {
             let Some(base) = postgres_url() else {
@@ -204,19 +204,13 @@ pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Optio
             };
             record_postgres_run(test);
             let url = fresh_postgres_schema(&base).await;
-            let db = DatabaseSettings::Postgres(PostgresSettings {
-                url: url.clone(),
-                max_connections: 20,
-            });
             (
-                db,
                 DatabaseLocation::Postgres(url),
                 SecretKeySource::Value(SecretBox::generate_key()),
             )
         }
     };
     let (address, running) = start(&location, &secret_key, worker).await;
-    let _ = database;
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
@@ -229,10 +223,12 @@ pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Optio
     })
 }
 
-/// A response read whole: status, headers and JSON body.
+/// A response read whole: status, headers, and the body as text and as JSON.
 pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    /// The body parsed as JSON: null when empty, a string when it is not JSON.
     pub body: Value,
 }
 
@@ -301,11 +297,12 @@ pub async fn read(response: Response) -> Reply {
     let body = if text.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
+        serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
     };
     Reply {
         status,
         headers,
+        text,
         body,
     }
 }
@@ -361,17 +358,27 @@ impl TestApp {
     /// The storefront scenario of the original design: clusters, project `shop`, composite
     /// app `storefront` v1 with apps `httpbin` (cluster01) and `sleep` (cluster02), set `default`.
     pub async fn seed_storefront(&self) {
-        for (name, address) in [
+        self.seed_storefront_with(&[]).await;
+    }
+
+    /// The storefront scenario, the clusters reached with `kubeconfigs` (cluster01's, then
+    /// cluster02's; a cluster without one has no credentials).
+    pub async fn seed_storefront_with(&self, kubeconfigs: &[String]) {
+        for (i, (name, address)) in [
             ("cluster01", "198.51.100.10"),
             ("cluster02", "198.51.100.20"),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut spec = json!({"identity": format!("{name}.mesh.example.com"),
+                                  "istio": {"ingressGateway": {"address": address}}});
+            if let Some(kubeconfig) = kubeconfigs.get(i) {
+                spec["kubeconfig"] = json!(kubeconfig);
+            }
             self.post(
                 "/v2/clusters",
-                json!({
-                    "metadata": {"name": name},
-                    "spec": {"identity": format!("{name}.mesh.example.com"),
-                             "istio": {"ingressGateway": {"address": address}}}
-                }),
+                json!({"metadata": {"name": name}, "spec": spec}),
             )
             .await
             .expect(201);
@@ -399,6 +406,38 @@ impl TestApp {
         self.post(
             &format!("{CA}/traffic-intent-sets"),
             json!({"metadata": {"name": "default"}}),
+        )
+        .await
+        .expect(201);
+    }
+
+    /// Adds client `sleep` (app sleep) to inbound intent `intent`; returns the clients' path.
+    pub async fn add_sleep_client(&self, intent: &str) -> String {
+        let clients = format!("{SET}/inbound-intents/{intent}/clients");
+        self.post(
+            &clients,
+            json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
+        )
+        .await
+        .expect(201);
+        clients
+    }
+
+    /// Adds inbound intent `httpbin` (`httpbin_intent`) with client sleep; returns the clients'
+    /// path.
+    pub async fn add_httpbin_with_sleep_client(&self) -> String {
+        self.post(&format!("{SET}/inbound-intents"), httpbin_intent())
+            .await
+            .expect(201);
+        self.add_sleep_client("httpbin").await
+    }
+
+    /// Lets client sleep of httpbin GET /status only (security intent `status`).
+    pub async fn add_status_rule(&self) {
+        self.post(
+            &format!("{SET}/inbound-intents/httpbin/clients/sleep/security-intents"),
+            json!({"metadata": {"name": "status"},
+                   "spec": {"rules": [{"methods": ["GET"], "paths": ["/status"]}]}}),
         )
         .await
         .expect(201);

@@ -6,6 +6,8 @@ mod helpers;
 mod crd_schema;
 #[path = "../support/fake_kube/mod.rs"]
 mod fake_kube;
+#[path = "../support/golden_files.rs"]
+mod golden_files;
 
 mod bindings;
 mod cli;

@@ -11,20 +11,8 @@ use crate::helpers::{CA, DatabaseLocation, SET, TestApp, httpbin_intent};
 /// httpbin on cluster01, called by sleep on cluster02 (mode direct), GET /status only.
 async fn seed_httpbin(app: &TestApp) {
     app.seed_storefront().await;
-    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
-        .await
-        .expect(201);
-    let clients = format!("{SET}/inbound-intents/httpbin/clients");
-    app.post(
-        &clients,
-        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-    )
-    .await
-    .expect(201);
-    app.post(&format!("{clients}/sleep/security-intents"),
-        json!({"metadata": {"name": "status"}, "spec": {"rules": [{"methods": ["GET"], "paths": ["/status"]}]}}))
-        .await
-        .expect(201);
+    app.add_httpbin_with_sleep_client().await;
+    app.add_status_rule().await;
 }
 
 fn objects(body: &Value, cluster: &str) -> Vec<Value> {
@@ -129,29 +117,15 @@ both_backends!(manifests_render_every_cluster_in_json_and_yaml, |app| {
     assert_eq!(objects(&one.body, "cluster02"), client);
     app.get(&format!("{url}?cluster=nowhere")).await.expect(404);
 
-    let yaml = app
-        .client
-        .get(app.url(&format!("{url}?format=yaml")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(yaml.status(), 200);
-    assert_eq!(yaml.headers()["content-type"], "application/yaml");
-    let text = yaml.text().await.unwrap();
+    let yaml = app.get(&format!("{url}?format=yaml")).await.expect(200);
+    assert_eq!(yaml.header("content-type"), Some("application/yaml"));
+    let text = yaml.text;
     assert!(text.starts_with("# cluster: cluster01"), "{text}");
     assert!(text.contains("\n# cluster: cluster02"));
     assert!(text.contains("kind: AuthorizationPolicy"));
     // Same intents, same bytes.
-    let again = app
-        .client
-        .get(app.url(&format!("{url}?format=yaml")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(text, again);
+    let again = app.get(&format!("{url}?format=yaml")).await.expect(200);
+    assert_eq!(text, again.text);
     app.get(&format!("{CA}/traffic-intent-sets/none/manifests"))
         .await
         .expect(404);
@@ -174,12 +148,7 @@ both_backends!(vips_are_stable_unique_and_released_with_the_intent, |app| {
         app.post(&format!("{SET}/inbound-intents"), intent)
             .await
             .expect(201);
-        app.post(
-            &format!("{SET}/inbound-intents/svc{i}/clients"),
-            json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-        )
-        .await
-        .expect(201);
+        app.add_sleep_client(&format!("svc{i}")).await;
     }
     let body = app.get(&url).await.expect(200).body;
     assert_eq!(

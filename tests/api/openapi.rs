@@ -106,14 +106,8 @@ both_backends!(probes_and_swagger_ui, |app| {
         crate::helpers::Backend::Postgres => "postgres",
     };
     assert_eq!(ready.body["database"], expected);
-    let ui = app
-        .client
-        .get(app.url("/swagger-ui/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ui.status(), 200);
-    assert!(ui.text().await.unwrap().contains("swagger-ui"));
+    let ui = app.get("/swagger-ui/").await.expect(200);
+    assert!(ui.text.contains("swagger-ui"));
     let redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

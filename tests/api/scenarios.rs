@@ -5,35 +5,11 @@ use meshintent::apply::{ApiClient, Outcome, apply};
 use meshintent::domain::document::IntentDocument;
 
 use crate::both_backends;
+use crate::golden_files;
 use crate::helpers::TestApp;
 
-/// Every scenario of the golden tests (`tests/golden/<name>.input.yaml`).
-fn scenarios() -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
-            .filter_map(|e| {
-                e.ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".input.yaml")
-                    .map(str::to_owned)
-            })
-            .collect();
-    names.sort();
-    names
-}
-
-fn golden(name: &str, suffix: &str) -> String {
-    let path = format!(
-        "{}/tests/golden/{name}.{suffix}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 async fn check_scenario(app: &TestApp, name: &str) {
-    let document = IntentDocument::parse(&golden(name, "input.yaml")).unwrap();
+    let document = IntentDocument::parse(&golden_files::read(name, "input.yaml")).unwrap();
     let client = ApiClient::new(&app.address).unwrap();
     let first = apply(&client, &document)
         .await
@@ -50,18 +26,10 @@ async fn check_scenario(app: &TestApp, name: &str) {
         set.spec.version,
         set.traffic_intent_sets[0].metadata.name
     );
-    let yaml = app
-        .client
-        .get(app.url(&url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let yaml = app.get(&url).await.expect(200).text;
     assert_eq!(
         yaml,
-        golden(name, "expected.yaml"),
+        golden_files::read(name, "expected.yaml"),
         "{name}: the API renders other manifests than offline"
     );
     let second = apply(&client, &document).await.unwrap();
@@ -74,7 +42,7 @@ async fn check_scenario(app: &TestApp, name: &str) {
 both_backends!(
     every_golden_scenario_renders_the_same_through_the_api,
     |app| {
-        let names = scenarios();
+        let names = golden_files::scenarios();
         assert!(
             names.len() >= 13,
             "the golden scenarios are found: {names:?}"

@@ -178,13 +178,7 @@ both_backends!(methods_and_paths_do_not_fit_tcp_or_tls, |app| {
     app.post(&format!("{SET}/inbound-intents"), tcp)
         .await
         .expect(201);
-    let client = format!("{SET}/inbound-intents/echo/clients");
-    app.post(
-        &client,
-        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-    )
-    .await
-    .expect(201);
+    let client = app.add_sleep_client("echo").await;
     let rules = format!("{client}/sleep/security-intents");
     let reply = app
         .post(&rules, json!({"metadata": {"name": "r"}, "spec": {"rules": [{"methods": ["GET"], "paths": ["/x"]}]}}))
@@ -203,20 +197,8 @@ both_backends!(methods_and_paths_do_not_fit_tcp_or_tls, |app| {
     .expect(201);
 
     // Turning an HTTP service with path rules into TCP is refused, naming the security intent.
-    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
-        .await
-        .expect(201);
-    let hc = format!("{SET}/inbound-intents/httpbin/clients");
-    app.post(
-        &hc,
-        json!({"metadata": {"name": "sleep"}, "spec": {"app": "sleep"}}),
-    )
-    .await
-    .expect(201);
-    app.post(&format!("{hc}/sleep/security-intents"),
-        json!({"metadata": {"name": "status"}, "spec": {"rules": [{"methods": ["GET"], "paths": ["/status"]}]}}))
-        .await
-        .expect(201);
+    app.add_httpbin_with_sleep_client().await;
+    app.add_status_rule().await;
     let mut to_tcp = httpbin_intent();
     to_tcp["spec"]["protocol"] = json!("TCP");
     to_tcp["spec"]["trafficPolicy"] = json!({"connectionPool": {"maxConnections": 10}});

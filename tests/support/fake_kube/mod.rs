@@ -338,9 +338,7 @@ preferences: {{}}
 
     /// A stored object, e.g. `object("networking.istio.io", "destinationrules", "default", "x")`.
     pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        let rt = RESOURCES
-            .iter()
-            .find(|r| r.group == group && r.plural == plural)?;
+        let rt = resource_type(group, plural)?;
         self.shared.lock().store.get(rt, namespace, name).ok()
     }
 
@@ -362,24 +360,21 @@ preferences: {{}}
 
     /// Removes a stored object directly; returns whether it existed.
     pub fn remove_object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> bool {
-        let key = store::Key {
-            group: group.into(),
-            plural: plural.into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        };
-        let mut state = self.shared.lock();
-        let removed = state.store.objects.remove(&key).is_some();
-        if removed {
-            state.store.revision += 1;
-        }
-        removed
+        resource_type(group, plural)
+            .is_some_and(|rt| self.shared.lock().store.remove(rt, namespace, name))
     }
 
     /// The current global resourceVersion counter.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().store.revision
     }
+}
+
+/// The served resource type `plural` of `group` (objects are stored only for these).
+fn resource_type(group: &str, plural: &str) -> Option<&'static resources::ResourceType> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
 }
 
 impl Drop for FakeKube {

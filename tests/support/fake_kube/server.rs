@@ -268,15 +268,8 @@ impl State {
         {
             return ApiError::unauthorized().into();
         }
-        if let Some(rule) = self
-            .fail_rules
-            .iter_mut()
-            .find(|r| r.times > 0 && rule_matches(r.method, r.path_contains, req.method, req.path))
-        {
-            rule.times -= 1;
-            let status = rule.status;
-            self.fail_rules.retain(|r| r.times > 0);
-            return ApiError::injected(status, route.target(), self.retry_after).into();
+        if let Some(rule) = take_rule(&mut self.fail_rules, req.method, req.path) {
+            return ApiError::injected(rule.status, route.target(), self.retry_after).into();
         }
         let aggregated = req.accept.contains("as=APIGroupDiscoveryList");
         let get_only = |reply: Reply| {
@@ -438,18 +431,48 @@ impl State {
     }
 
     fn take_delay(&mut self, method: &str, path: &str) -> Option<Duration> {
-        if let Some(rule) = self
-            .delay_rules
-            .iter_mut()
-            .find(|r| r.times > 0 && rule_matches(r.method, r.path_contains, method, path))
-        {
-            rule.times -= 1;
-            let delay = rule.delay;
-            self.delay_rules.retain(|r| r.times > 0);
-            return Some(delay);
-        }
-        self.delay
+        take_rule(&mut self.delay_rules, method, path)
+            .map(|rule| rule.delay)
+            .or(self.delay)
     }
+}
+
+/// A fail or delay rule: which requests it matches, and how many more times.
+trait Rule: Clone {
+    fn matches(&self, method: &str, path: &str) -> bool;
+    fn times(&mut self) -> &mut usize;
+}
+
+impl Rule for FailRule {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        rule_matches(self.method, self.path_contains, method, path)
+    }
+
+    fn times(&mut self) -> &mut usize {
+        &mut self.times
+    }
+}
+
+impl Rule for DelayRule {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        rule_matches(self.method, self.path_contains, method, path)
+    }
+
+    fn times(&mut self) -> &mut usize {
+        &mut self.times
+    }
+}
+
+/// Uses up one time of the first rule (with times left) matching the request; returns it.
+/// Rules used up are dropped.
+fn take_rule<T: Rule>(rules: &mut Vec<T>, method: &str, path: &str) -> Option<T> {
+    let i = rules
+        .iter_mut()
+        .position(|r| *r.times() > 0 && r.matches(method, path))?;
+    *rules[i].times() -= 1;
+    let rule = rules[i].clone();
+    rules.retain_mut(|r| *r.times() > 0);
+    Some(rule)
 }
 
 async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
@@ -482,6 +505,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
     };
     let (reply, delay) = {
         let mut state = shared.lock();
+        let reply = state.process(&shared.token, &incoming);
         let id = state.next_request_id;
         state.next_request_id += 1;
         state.requests.push(RecordedRequest {
@@ -496,12 +520,8 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
                 .collect(),
             body: body_text.to_string(),
-            status: None,
+            status: Some(reply.code),
         });
-        let reply = state.process(&shared.token, &incoming);
-        if let Some(recorded) = state.requests.iter_mut().rev().find(|r| r.id == id) {
-            recorded.status = Some(reply.code);
-        }
         let delay = state.take_delay(incoming.method, incoming.path);
         (reply, delay)
     };

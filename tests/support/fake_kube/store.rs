@@ -704,8 +704,7 @@ impl Store {
             }
         }
         if !dry_run {
-            self.objects.remove(&Key::new(rt, namespace, name));
-            self.revision += 1;
+            self.remove(rt, namespace, name);
         }
         Ok((
             200,
@@ -736,12 +735,22 @@ impl Store {
         let list = self.list(rt, Some(namespace), labels, fields, None, None);
         if !dry_run {
             for item in list["items"].as_array().into_iter().flatten() {
-                let name = str_at(item, "/metadata/name").unwrap_or("");
-                self.objects.remove(&Key::new(rt, namespace, name));
-                self.revision += 1;
+                self.remove(rt, namespace, str_at(item, "/metadata/name").unwrap_or(""));
             }
         }
         list
+    }
+
+    /// Removes an object, bumping the revision; returns whether it existed.
+    pub fn remove(&mut self, rt: &ResourceType, namespace: &str, name: &str) -> bool {
+        let removed = self
+            .objects
+            .remove(&Key::new(rt, namespace, name))
+            .is_some();
+        if removed {
+            self.revision += 1;
+        }
+        removed
     }
 
     /// Test access: stores an object as if `manager` had created or updated it
