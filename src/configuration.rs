@@ -117,6 +117,30 @@ pub struct Settings {
     pub worker: Option<crate::worker::WorkerSettings>,
     /// How deploys talk to clusters.
     pub push: crate::push::PushSettings,
+    /// Authentication (API tokens, OIDC) and its limits.
+    pub auth: crate::auth::AuthSettings,
+    /// Largest request body accepted (`MESHINTENT_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// An admin token to create at start if no token has its secret
+    /// (`MESHINTENT_BOOTSTRAP_TOKEN`, e.g. from a Kubernetes Secret).
+    pub bootstrap_token: Option<String>,
+}
+
+/// Default of `MESHINTENT_MAX_BODY_BYTES`: 1 MiB (kubeconfigs can be tens of kilobytes).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+impl DatabaseSettings {
+    /// Where the embedded default writes the first admin token: beside the database.
+    pub fn admin_token_file(&self) -> Option<PathBuf> {
+        match self {
+            DatabaseSettings::Sqlite { path } => Some(
+                path.parent()
+                    .unwrap_or(Path::new("."))
+                    .join("meshintent.admin-token"),
+            ),
+            DatabaseSettings::Postgres(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

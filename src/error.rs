@@ -14,6 +14,19 @@ pub enum Error {
     /// The body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// No credential, or one that is not valid. `sent` says whether one was sent (for
+    /// `WWW-Authenticate: Bearer error="invalid_token"`).
+    #[error("{detail}")]
+    Unauthorized { detail: String, sent: bool },
+    /// The caller may see the resource but not do this; the message names the role needed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed authentications from one address.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after_secs: u64 },
+    /// The body is larger than the limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// A resource or one of its ancestors does not exist.
     #[error("{0}")]
     NotFound(String),

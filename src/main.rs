@@ -111,6 +111,65 @@ impl DeployArgs {
     }
 }
 
+/// Who may call the API.
+#[derive(clap::Args)]
+struct AuthArgs {
+    /// OIDC issuer URL (exactly the `iss` of its tokens); enables OIDC JWTs as credentials.
+    #[arg(long, env = "MESHINTENT_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// The audience (`aud`) tokens must be issued for. Required with --oidc-issuer.
+    #[arg(long, env = "MESHINTENT_OIDC_AUDIENCE")]
+    oidc_audience: Option<String>,
+    /// A JWKS file path or https URL (default: from the issuer's discovery document).
+    #[arg(long, env = "MESHINTENT_OIDC_JWKS")]
+    oidc_jwks: Option<String>,
+    /// The claim holding the user name.
+    #[arg(long, env = "MESHINTENT_OIDC_USERNAME_CLAIM", default_value = "sub")]
+    oidc_username_claim: String,
+    /// The claim holding the user's groups (an array of strings).
+    #[arg(long, env = "MESHINTENT_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    oidc_groups_claim: String,
+    /// An admin API token to create at start if none has its secret (`mi_` and 43 base64url
+    /// characters), e.g. from a Kubernetes Secret.
+    #[arg(long, env = "MESHINTENT_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    bootstrap_token: Option<String>,
+    /// Failed authentications per client address and minute before answering 429.
+    #[arg(long, env = "MESHINTENT_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    auth_failures_per_minute: u32,
+    /// Largest request body in bytes (larger ones are answered 413).
+    #[arg(long, env = "MESHINTENT_MAX_BODY_BYTES", default_value_t = meshintent::configuration::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+impl AuthArgs {
+    fn settings(&self) -> Result<meshintent::auth::AuthSettings, String> {
+        use meshintent::auth::oidc::OidcSettings;
+        let oidc = match (&self.oidc_issuer, &self.oidc_audience) {
+            (None, None) => None,
+            (Some(issuer), Some(audience)) if !issuer.is_empty() && !audience.is_empty() => {
+                Some(OidcSettings {
+                    issuer: issuer.clone(),
+                    audience: audience.clone(),
+                    jwks: OidcSettings::jwks_from(self.oidc_jwks.as_deref()),
+                    username_claim: self.oidc_username_claim.clone(),
+                    groups_claim: self.oidc_groups_claim.clone(),
+                })
+            }
+            (Some(i), None) if i.is_empty() => None,
+            _ => {
+                return Err(
+                    "MESHINTENT_OIDC_ISSUER and MESHINTENT_OIDC_AUDIENCE go together".into(),
+                );
+            }
+        };
+        Ok(meshintent::auth::AuthSettings {
+            enabled: true,
+            failures_per_minute: self.auth_failures_per_minute.max(1),
+            oidc,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (runs migrations first).
@@ -132,6 +191,13 @@ enum Command {
         workers: Option<usize>,
         #[command(flatten)]
         deploy: DeployArgs,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+    /// Manage API tokens directly in the database (for PostgreSQL installs and recovery).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -156,6 +222,21 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print its secret once.
+    Create {
+        /// An admin token (the only kind this command creates; others are made over the API).
+        #[arg(long, required = true)]
+        admin: bool,
+        /// The token's name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
 /// Arguments of `meshintent apply`.
 #[derive(clap::Args)]
 struct ApplyArgs {
@@ -169,6 +250,9 @@ struct ApplyArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     server: String,
+    /// API token (or OIDC token) sent as `Authorization: Bearer`.
+    #[arg(long, env = "MESHINTENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Then deploy every traffic intent set of the document.
     #[arg(long)]
     deploy: bool,
@@ -213,7 +297,9 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     let text = read_document(&args.file)?;
     let document =
         meshintent::domain::document::IntentDocument::parse(&text).map_err(|e| describe(&e))?;
-    let client = ApiClient::new(&args.server).map_err(|e| e.to_string())?;
+    let client = ApiClient::new(&args.server)
+        .map_err(|e| e.to_string())?
+        .with_token(args.token.clone());
     let applied = apply(&client, &document).await.map_err(|e| e.to_string())?;
     for a in &applied {
         println!("{} {}", a.outcome.as_str(), a.path);
@@ -308,6 +394,7 @@ async fn run(command: Command) -> Result<(), String> {
             shutdown_timeout,
             workers,
             deploy,
+            auth,
         } => {
             let database = database.settings()?;
             let secret_key = SecretKeySource::resolve(secret_key.as_deref(), &database)?;
@@ -321,6 +408,9 @@ async fn run(command: Command) -> Result<(), String> {
                 workers,
                 worker,
                 push,
+                auth: auth.settings()?,
+                max_body_bytes: auth.max_body_bytes.max(1024),
+                bootstrap_token: auth.bootstrap_token.clone(),
             };
             let app = Application::build(&settings)
                 .await
@@ -332,6 +422,30 @@ async fn run(command: Command) -> Result<(), String> {
             let store = database.connect().await.map_err(|e| e.to_string())?;
             store.migrate().await.map_err(|e| e.to_string())?;
             eprintln!("migrations applied to {}", database.describe());
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    admin: _,
+                    name,
+                    database,
+                },
+        } => {
+            let database = database.settings()?;
+            let store = database.connect().await.map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())?;
+            // Creating a token touches no secret at rest: any key will do.
+            let key = meshintent::crypto::SecretBox::generate_key();
+            let secrets =
+                meshintent::crypto::SecretBox::from_base64(&key).map_err(|e| e.to_string())?;
+            let service = meshintent::service::Service::new(store, secrets);
+            let name = name.parse().map_err(|e: String| format!("--name: {e}"))?;
+            let secret = service
+                .create_admin_token(name, &meshintent::service::Caller::system("cli"), None)
+                .await
+                .map_err(|e| describe(&e))?;
+            println!("{secret}");
             Ok(())
         }
         Command::Openapi => {

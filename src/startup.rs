@@ -6,18 +6,18 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, Service as _};
 use actix_web::http::StatusCode;
-use actix_web::middleware::ErrorHandlers;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{ErrorHandlers, from_fn};
+use actix_web::{App, HttpMessage, HttpResponse, HttpServer, web};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::api::guard::{REQUEST_ID, RequestId};
 use crate::api::{self, fallback};
+use crate::auth::Authenticator;
 use crate::configuration::Settings;
 use crate::error::Error;
-use crate::service::Service;
-
-/// Largest request body accepted (kubeconfigs can be tens of kilobytes).
-const MAX_BODY: usize = 1024 * 1024;
+use crate::service::{Caller, Service};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -25,6 +25,10 @@ pub enum StartupError {
     Database(#[from] crate::store::StoreError),
     #[error("secret key: {0}")]
     SecretKey(#[from] crate::crypto::CryptoError),
+    #[error("OIDC: {0}")]
+    Oidc(#[from] crate::auth::oidc::OidcError),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -68,13 +72,19 @@ impl Application {
         store.migrate().await?;
         let secrets = settings.secret_key.load()?;
         let service = Service::new(store, secrets).with_push_settings(settings.push.clone());
+        bootstrap(&service, settings).await?;
+        let authenticator = Authenticator::new(settings.auth.clone()).await?;
+        if !settings.auth.enabled {
+            tracing::warn!("authentication is OFF: every request is served as an admin");
+        }
         let listen_error = |source| StartupError::Listen {
             address: settings.listen.clone(),
             source,
         };
         let listener = TcpListener::bind(&settings.listen).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
-        let server = run(listener, service.clone(), settings).map_err(listen_error)?;
+        let server =
+            run(listener, service.clone(), authenticator, settings).map_err(listen_error)?;
         tracing::info!(address = %settings.listen, port, "listening; API documentation at /swagger-ui/");
         let worker = settings
             .worker
@@ -132,16 +142,76 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, service: Service, settings: &Settings) -> std::io::Result<Server> {
+/// Creates the first admin token: the operator's `MESHINTENT_BOOTSTRAP_TOKEN` if no token has
+/// that secret yet; else, with the embedded default and no global token at all, a new one
+/// written to `meshintent.admin-token` (mode 0600) beside the database. Only the file's path
+/// is logged, never a token.
+async fn bootstrap(service: &Service, settings: &Settings) -> Result<(), StartupError> {
+    let caller = Caller::system("bootstrap");
+    let failed = |e: Error| StartupError::Bootstrap(e.to_string());
+    if let Some(secret) = settings.bootstrap_token.as_deref().filter(|s| !s.is_empty()) {
+        if !service.token_exists(secret).await.map_err(failed)? {
+            let name = format!("bootstrap-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+            let name = name.parse().map_err(StartupError::Bootstrap)?;
+            service
+                .create_admin_token(name, &caller, Some(secret.to_owned()))
+                .await
+                .map_err(failed)?;
+            tracing::info!("created the admin token given in MESHINTENT_BOOTSTRAP_TOKEN");
+        }
+        return Ok(());
+    }
+    let Some(file) = settings.database.admin_token_file() else {
+        return Ok(());
+    };
+    if service.has_global_tokens().await.map_err(failed)? {
+        return Ok(());
+    }
+    let name = "admin".parse().map_err(StartupError::Bootstrap)?;
+    let secret = service
+        .create_admin_token(name, &caller, None)
+        .await
+        .map_err(failed)?;
+    let written = crate::crypto::create_private(&file).and_then(|mut f| {
+        use std::io::Write;
+        f.write_all(secret.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    });
+    written.map_err(|e| {
+        StartupError::Bootstrap(format!(
+            "cannot write the admin token to {}: {e} (remove the file if it is stale)",
+            file.display()
+        ))
+    })?;
+    tracing::info!(file = %file.display(), "created the first admin token; send it as Authorization: Bearer <token>");
+    Ok(())
+}
+
+fn run(
+    listener: TcpListener,
+    service: Service,
+    authenticator: Arc<Authenticator>,
+    settings: &Settings,
+) -> std::io::Result<Server> {
     let openapi = Arc::new(api::openapi());
     let routes = web::Data::new(fallback::RouteTable::from_openapi(&openapi));
+    let operations = web::Data::new(api::policy::OperationTable::from_openapi(&openapi));
+    let authenticator = web::Data::from(authenticator);
+    let limits = web::Data::new(api::guard::Limits {
+        max_body_bytes: settings.max_body_bytes,
+    });
+    let max_body = settings.max_body_bytes;
     let service = web::Data::new(service);
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(service.clone())
             .app_data(routes.clone())
-            .app_data(web::PayloadConfig::new(MAX_BODY))
+            .app_data(operations.clone())
+            .app_data(authenticator.clone())
+            .app_data(limits.clone())
+            .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 Error::BadRequest {
                     detail: format!("bad query parameters: {err}"),
@@ -164,19 +234,28 @@ fn run(listener: TcpListener, service: Service, settings: &Settings) -> std::io:
         )
         .default_service(web::to(fallback::not_routed))
         .wrap(ErrorHandlers::new().default_handler(fallback::to_problem))
+        .wrap(from_fn(api::guard::guard))
         .wrap_fn(|req, srv| {
             let started = Instant::now();
             let method = req.method().clone();
+            // The path only: query strings are not logged (they are not meant for secrets,
+            // but nothing guarantees callers know that).
             let path = req.path().to_owned();
+            let request_id = RequestId::of(&req);
+            req.extensions_mut().insert(request_id.clone());
             let fut = srv.call(req);
             async move {
-                let res = fut.await?;
+                let mut res = fut.await?;
                 let status = res.status();
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
+                let id = request_id.0;
+                if let Ok(value) = HeaderValue::from_str(&id) {
+                    res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+                }
                 if status == StatusCode::INTERNAL_SERVER_ERROR {
-                    tracing::error!(%method, %path, status = status.as_u16(), ms, "request");
+                    tracing::error!(%method, %path, status = status.as_u16(), ms, request_id = %id, "request");
                 } else {
-                    tracing::info!(%method, %path, status = status.as_u16(), ms, "request");
+                    tracing::info!(%method, %path, status = status.as_u16(), ms, request_id = %id, "request");
                 }
                 Ok(res)
             }

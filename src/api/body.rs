@@ -6,10 +6,48 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 
+/// JSON nested deeper than this is refused before parsing (SPEC section 6, "Limits").
+pub const MAX_JSON_DEPTH: usize = 64;
+
 /// Parses a JSON request body into `T`.
 pub fn parse_json<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, Error> {
     check_content_type(req)?;
+    check_depth(body)?;
     crate::input::from_json_slice(body)
+}
+
+/// Refuses bodies whose arrays and objects nest deeper than `MAX_JSON_DEPTH`. Brackets inside
+/// strings do not count; malformed JSON is left for the parser to explain.
+fn check_depth(body: &[u8]) -> Result<(), Error> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(Error::BadRequest {
+                        detail: format!(
+                            "the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+                        ),
+                        errors: Vec::new(),
+                    });
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_content_type(req: &HttpRequest) -> Result<(), Error> {
@@ -41,6 +79,16 @@ fn check_content_type(req: &HttpRequest) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_limited_but_brackets_in_strings_do_not_count() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_depth(deep(64).as_bytes()).is_ok());
+        let e = check_depth(deep(65).as_bytes()).unwrap_err();
+        assert!(matches!(e, Error::BadRequest { .. }), "{e:?}");
+        let quoted = format!(r#"{{"a": "{}\" {}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(check_depth(quoted.as_bytes()).is_ok());
+    }
     use crate::domain::envelopes::InboundIntent;
     use actix_web::test::TestRequest;
 

@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 use super::resources::{ListQuery, path_to};
 use crate::domain::resource::{Kind, ResourcePath};
 use crate::error::Error;
+use crate::service::Caller;
 use crate::service::{Action, DeploymentList, DeploymentStatus, DeploymentSummary, Service};
 
 fn set_path(req: &HttpRequest) -> Result<ResourcePath, Error> {
@@ -51,9 +52,10 @@ desired, and records the outcome per cluster and object. Objects already as desi
 pub async fn traffic_intent_set_deploy(
     svc: web::Data<Service>,
     req: HttpRequest,
+    caller: Caller,
 ) -> Result<HttpResponse, Error> {
     let path = set_path(&req)?;
-    let summary = svc.enqueue(&path, Action::Deploy).await?;
+    let summary = svc.enqueue(&path, Action::Deploy, &caller).await?;
     Ok(queued(&path, summary))
 }
 
@@ -82,9 +84,10 @@ confirmed by label selector on each cluster), in reverse dependency order. The i
 pub async fn traffic_intent_set_terminate(
     svc: web::Data<Service>,
     req: HttpRequest,
+    caller: Caller,
 ) -> Result<HttpResponse, Error> {
     let path = set_path(&req)?;
-    let summary = svc.enqueue(&path, Action::Terminate).await?;
+    let summary = svc.enqueue(&path, Action::Terminate, &caller).await?;
     Ok(queued(&path, summary))
 }
 

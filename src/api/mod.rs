@@ -1,10 +1,13 @@
 //! HTTP: thin handlers that translate requests into service calls, and the OpenAPI document.
 
+pub mod audit;
 pub mod bindings;
 pub mod body;
 pub mod deploy;
 pub mod fallback;
+pub mod guard;
 pub mod health;
+pub mod policy;
 pub mod problem;
 pub mod resources;
 pub mod sets;
@@ -39,6 +42,7 @@ Errors are `application/problem+json` (RFC 9457); validation errors list the fie
         (name = "outbound-intents", description = "External services the mesh may reach"),
         (name = "route-intents", description = "Traffic management on a service"),
         (name = "deployments", description = "Deploying sets to clusters, and their status"),
+        (name = "access", description = "Role bindings, API tokens and the audit log"),
         (name = "health", description = "Probes and metrics"),
     ),
     components(schemas(Problem, FieldError))
@@ -57,6 +61,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(deploy::traffic_intent_set_status);
     cfg.service(deploy::deployment_list);
     cfg.service(deploy::deployment_get);
+    cfg.service(audit::audit_event_list);
+    cfg.service(audit::project_audit_event_list);
     cfg.service(deploy::metrics);
     cfg.service(health::healthz);
     cfg.service(health::readyz);
@@ -64,12 +70,71 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// The OpenAPI document, built from the same registration as the router.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = actix_web::App::new()
+    let (_, mut api) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes)
         .split_for_parts();
+    document_access_control(&mut api);
     api
+}
+
+/// Every `/v2` operation needs a bearer credential and can answer 401, 403 and 429 (and 413
+/// when it takes a body): added here once rather than on each endpoint.
+fn document_access_control(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "A meshintent API token (`mi_...`) or an OIDC JWT from the configured identity provider.",
+                ))
+                .build(),
+        ),
+    );
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                problem::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        if !path.starts_with("/v2/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            let responses = &mut op.responses.responses;
+            let mut add = |code: &str, description: &str| {
+                responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| problem(description).into());
+            };
+            add("401", "No credential, or one that is not valid (`WWW-Authenticate: Bearer`)");
+            add("403", "The caller may not do this; the detail names the role needed");
+            add("429", "Too many failed authentications from this address (`Retry-After`)");
+            if op.request_body.is_some() {
+                add("413", "The body is larger than MESHINTENT_MAX_BODY_BYTES");
+            }
+        }
+    }
 }
 
 /// The committed form of the document (what `meshintent openapi` prints).

@@ -58,6 +58,10 @@ impl Error {
         match self {
             Error::BadRequest { .. } => "bad-request",
             Error::UnsupportedMediaType(_) => "unsupported-media-type",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::TooManyRequests { .. } => "too-many-requests",
+            Error::PayloadTooLarge(_) => "payload-too-large",
             Error::NotFound(_) => "not-found",
             Error::Conflict(_) => "conflict",
             Error::PreconditionFailed(_) => "precondition-failed",
@@ -88,6 +92,10 @@ impl ResponseError for Error {
         match self {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -103,6 +111,24 @@ impl ResponseError for Error {
             Error::Unavailable(cause) => tracing::warn!(%cause, "request failed"),
             _ => {}
         }
-        self.problem().response()
+        let mut response = self.problem().response();
+        let headers = response.headers_mut();
+        match self {
+            Error::Unauthorized { sent, .. } => {
+                let challenge = if *sent {
+                    r#"Bearer realm="meshintent", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="meshintent""#
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
     }
 }

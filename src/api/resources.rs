@@ -10,7 +10,7 @@ use crate::domain::envelopes::Resource;
 use crate::domain::names::quoted;
 use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::error::Error;
-use crate::service::{IfMatch, Page, PageToken, Service};
+use crate::service::{Caller, IfMatch, Page, PageToken, Service};
 
 /// Paging of a list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -57,6 +57,8 @@ pub const fn path_params(kind: Kind) -> (&'static str, Option<&'static str>) {
         Kind::InboundIntent | Kind::OutboundIntent | Kind::RouteIntent => ("intent", None),
         Kind::Client => ("client", None),
         Kind::SecurityIntent => ("rule", None),
+        Kind::GlobalRoleBinding | Kind::ProjectRoleBinding => ("binding", None),
+        Kind::GlobalToken | Kind::ProjectToken => ("token", None),
     }
 }
 
@@ -111,9 +113,10 @@ pub async fn list<R: Resource>(
     svc: &Service,
     req: &HttpRequest,
     query: ListQuery,
+    caller: &Caller,
 ) -> Result<HttpResponse, Error> {
     let parent = parent_of(req, R::KIND)?;
-    let page = svc.list::<R>(&parent, query.page()?).await?;
+    let page = svc.list::<R>(&parent, query.page()?, caller).await?;
     Ok(HttpResponse::Ok().json(R::list(page.items, page.next.map(|t| t.encode()))))
 }
 
@@ -121,10 +124,11 @@ pub async fn create<R: Resource>(
     svc: &Service,
     req: &HttpRequest,
     body: &[u8],
+    caller: &Caller,
 ) -> Result<HttpResponse, Error> {
     let parent = parent_of(req, R::KIND)?;
     let resource: R = parse_json(req, body)?;
-    let (path, created) = svc.create(&parent, resource).await?;
+    let (path, created) = svc.create(&parent, resource, caller).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, path.url()))
         .insert_header((header::ETAG, etag_of(&created)))
@@ -143,10 +147,11 @@ pub async fn replace<R: Resource>(
     svc: &Service,
     req: &HttpRequest,
     body: &[u8],
+    caller: &Caller,
 ) -> Result<HttpResponse, Error> {
     let path = path_to(req, R::KIND)?;
     let resource: R = parse_json(req, body)?;
-    let replaced = svc.replace(&path, resource, if_match(req)).await?;
+    let replaced = svc.replace(&path, resource, if_match(req), caller).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag_of(&replaced)))
         .json(replaced))
@@ -156,9 +161,10 @@ pub async fn delete<R: Resource>(
     svc: &Service,
     req: &HttpRequest,
     query: DeleteQuery,
+    caller: &Caller,
 ) -> Result<HttpResponse, Error> {
     let path = path_to(req, R::KIND)?;
-    svc.delete(&path, query.cascade.unwrap_or(false), if_match(req))
+    svc.delete(&path, query.cascade.unwrap_or(false), if_match(req), caller)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -166,7 +172,8 @@ pub async fn delete<R: Resource>(
 /// Declares the endpoints of one kind, each documented for the OpenAPI document, and a
 /// `register` function that registers them in the order list, create, get, replace, delete.
 /// With `get = custom`, the kind's GET item handler is written (and registered) by hand
-/// (traffic intent sets).
+/// (traffic intent sets); with `replace = none` there is no PUT (tokens: revoke and create a
+/// new one instead).
 macro_rules! crud_endpoints {
     (
         resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
@@ -178,8 +185,9 @@ macro_rules! crud_endpoints {
             @handlers resource = $resource, list_type = $list_type, tag = $tag, noun = $noun,
             collection = $collection, item = $item,
             params = [$(($pname, $pdesc)),*], item_params = [$(($iname, $idesc)),+],
-            ops = ($list, $create, $replace, $delete)
+            ops = ($list, $create, $delete)
         }
+        $crate::api::resources::crud_endpoints!(@replace $resource, $tag, $noun, $item, [$(($pname, $pdesc)),*], [$(($iname, $idesc)),+], $replace);
         $crate::api::resources::crud_endpoints!(@get $resource, $tag, $noun, $item, [$(($pname, $pdesc)),*], [$(($iname, $idesc)),+], $get);
         $crate::api::resources::crud_endpoints!(@register $list, $create, $get, $replace, $delete);
     };
@@ -193,9 +201,57 @@ macro_rules! crud_endpoints {
             @handlers resource = $resource, list_type = $list_type, tag = $tag, noun = $noun,
             collection = $collection, item = $item,
             params = [$(($pname, $pdesc)),*], item_params = [$(($iname, $idesc)),+],
-            ops = ($list, $create, $replace, $delete)
+            ops = ($list, $create, $delete)
         }
+        $crate::api::resources::crud_endpoints!(@replace $resource, $tag, $noun, $item, [$(($pname, $pdesc)),*], [$(($iname, $idesc)),+], $replace);
         $crate::api::resources::crud_endpoints!(@register $list, $create, $replace, $delete);
+    };
+    (@replace $resource:ty, $tag:tt, $noun:tt, $item:tt, [$(($pname:tt, $pdesc:tt)),*], [$(($iname:tt, $idesc:tt)),+], $replace:ident) => {
+        #[utoipa::path(
+            put, path = $item, tag = $tag, operation_id = stringify!($replace),
+            summary = concat!("Replace a ", $noun),
+            description = "Replaces the whole resource. Send the ETag in If-Match to avoid overwriting a change made meanwhile.",
+            params(
+                $(($pname = String, Path, description = $pdesc),)* $(($iname = String, Path, description = $idesc),)+
+                ("If-Match" = Option<String>, Header, description = "Entity tag the resource must still have"),
+            ),
+            request_body(content = $resource, content_type = "application/json"),
+            responses(
+                (status = 200, description = "Replaced", body = $resource,
+                 headers(("ETag" = String, description = "Entity tag of its revision"))),
+                (status = 400, description = "Malformed JSON, unknown or missing fields, wrong types", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+                (status = 404, description = "It or an ancestor does not exist", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+                (status = 409, description = "A resource it refers to was deleted meanwhile", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+                (status = 412, description = "If-Match names a stale revision", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+                (status = 415, description = "The body is not JSON", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+                (status = 422, description = "A value or a reference is invalid", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
+            )
+        )]
+        #[put($item)]
+        pub async fn $replace(
+            svc: actix_web::web::Data<$crate::service::Service>,
+            req: actix_web::HttpRequest,
+            body: actix_web::web::Bytes,
+            caller: $crate::service::Caller,
+        ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
+            $crate::api::resources::replace::<$resource>(&svc, &req, &body, &caller).await
+        }
+
+    };
+    (
+        resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
+        collection = $collection:tt, item = $item:tt,
+        params = [$(($pname:tt, $pdesc:tt)),*], item_params = [$(($iname:tt, $idesc:tt)),+],
+        ops = ($list:ident, $create:ident, $get:ident, $delete:ident), replace = none
+    ) => {
+        $crate::api::resources::crud_endpoints! {
+            @handlers resource = $resource, list_type = $list_type, tag = $tag, noun = $noun,
+            collection = $collection, item = $item,
+            params = [$(($pname, $pdesc)),*], item_params = [$(($iname, $idesc)),+],
+            ops = ($list, $create, $delete)
+        }
+        $crate::api::resources::crud_endpoints!(@get $resource, $tag, $noun, $item, [$(($pname, $pdesc)),*], [$(($iname, $idesc)),+], $get);
+        $crate::api::resources::crud_endpoints!(@register $list, $create, $get, $delete);
     };
     (@register $($op:ident),+) => {
         /// Registers this kind's endpoints.
@@ -227,7 +283,7 @@ macro_rules! crud_endpoints {
         @handlers resource = $resource:ty, list_type = $list_type:ty, tag = $tag:tt, noun = $noun:tt,
         collection = $collection:tt, item = $item:tt,
         params = [$(($pname:tt, $pdesc:tt)),*], item_params = [$(($iname:tt, $idesc:tt)),+],
-        ops = ($list:ident, $create:ident, $replace:ident, $delete:ident)
+        ops = ($list:ident, $create:ident, $delete:ident)
     ) => {
         #[utoipa::path(
             get, path = $collection, tag = $tag, operation_id = stringify!($list),
@@ -245,8 +301,9 @@ macro_rules! crud_endpoints {
             svc: actix_web::web::Data<$crate::service::Service>,
             req: actix_web::HttpRequest,
             query: actix_web::web::Query<$crate::api::resources::ListQuery>,
+            caller: $crate::service::Caller,
         ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
-            $crate::api::resources::list::<$resource>(&svc, &req, query.into_inner()).await
+            $crate::api::resources::list::<$resource>(&svc, &req, query.into_inner(), &caller).await
         }
 
         #[utoipa::path(
@@ -269,37 +326,9 @@ macro_rules! crud_endpoints {
             svc: actix_web::web::Data<$crate::service::Service>,
             req: actix_web::HttpRequest,
             body: actix_web::web::Bytes,
+            caller: $crate::service::Caller,
         ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
-            $crate::api::resources::create::<$resource>(&svc, &req, &body).await
-        }
-
-        #[utoipa::path(
-            put, path = $item, tag = $tag, operation_id = stringify!($replace),
-            summary = concat!("Replace a ", $noun),
-            description = "Replaces the whole resource. Send the ETag in If-Match to avoid overwriting a change made meanwhile.",
-            params(
-                $(($pname = String, Path, description = $pdesc),)* $(($iname = String, Path, description = $idesc),)+
-                ("If-Match" = Option<String>, Header, description = "Entity tag the resource must still have"),
-            ),
-            request_body(content = $resource, content_type = "application/json"),
-            responses(
-                (status = 200, description = "Replaced", body = $resource,
-                 headers(("ETag" = String, description = "Entity tag of its revision"))),
-                (status = 400, description = "Malformed JSON, unknown or missing fields, wrong types", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
-                (status = 404, description = "It or an ancestor does not exist", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
-                (status = 409, description = "A resource it refers to was deleted meanwhile", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
-                (status = 412, description = "If-Match names a stale revision", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
-                (status = 415, description = "The body is not JSON", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
-                (status = 422, description = "A value or a reference is invalid", body = $crate::api::problem::Problem, content_type = "application/problem+json"),
-            )
-        )]
-        #[put($item)]
-        pub async fn $replace(
-            svc: actix_web::web::Data<$crate::service::Service>,
-            req: actix_web::HttpRequest,
-            body: actix_web::web::Bytes,
-        ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
-            $crate::api::resources::replace::<$resource>(&svc, &req, &body).await
+            $crate::api::resources::create::<$resource>(&svc, &req, &body, &caller).await
         }
 
         #[utoipa::path(
@@ -323,8 +352,9 @@ macro_rules! crud_endpoints {
             svc: actix_web::web::Data<$crate::service::Service>,
             req: actix_web::HttpRequest,
             query: actix_web::web::Query<$crate::api::resources::DeleteQuery>,
+            caller: $crate::service::Caller,
         ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
-            $crate::api::resources::delete::<$resource>(&svc, &req, query.into_inner()).await
+            $crate::api::resources::delete::<$resource>(&svc, &req, query.into_inner(), &caller).await
         }
     };
 }

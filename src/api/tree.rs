@@ -114,6 +114,50 @@ pub mod route_intents {
     }
 }
 
+pub mod global_role_bindings {
+    use super::*;
+    crud_endpoints! {
+        resource = GlobalRoleBinding, list_type = GlobalRoleBindingList, tag = "access", noun = "global role binding",
+        collection = "/v2/role-bindings",
+        item = "/v2/role-bindings/{binding}",
+        params = [], item_params = [("binding", "Role binding name")],
+        ops = (global_role_binding_list, global_role_binding_create, global_role_binding_get, global_role_binding_replace, global_role_binding_delete)
+    }
+}
+
+pub mod project_role_bindings {
+    use super::*;
+    crud_endpoints! {
+        resource = ProjectRoleBinding, list_type = ProjectRoleBindingList, tag = "access", noun = "project role binding",
+        collection = "/v2/projects/{project}/role-bindings",
+        item = "/v2/projects/{project}/role-bindings/{binding}",
+        params = [("project", "Project name")], item_params = [("binding", "Role binding name")],
+        ops = (project_role_binding_list, project_role_binding_create, project_role_binding_get, project_role_binding_replace, project_role_binding_delete)
+    }
+}
+
+pub mod global_tokens {
+    use super::*;
+    crud_endpoints! {
+        resource = GlobalToken, list_type = GlobalTokenList, tag = "access", noun = "global API token",
+        collection = "/v2/tokens",
+        item = "/v2/tokens/{token}",
+        params = [], item_params = [("token", "Token name")],
+        ops = (global_token_list, global_token_create, global_token_get, global_token_delete), replace = none
+    }
+}
+
+pub mod project_tokens {
+    use super::*;
+    crud_endpoints! {
+        resource = ProjectToken, list_type = ProjectTokenList, tag = "access", noun = "project API token",
+        collection = "/v2/projects/{project}/tokens",
+        item = "/v2/projects/{project}/tokens/{token}",
+        params = [("project", "Project name")], item_params = [("token", "Token name")],
+        ops = (project_token_list, project_token_create, project_token_get, project_token_delete), replace = none
+    }
+}
+
 /// Registers every CRUD endpoint.
 pub fn register(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     clusters::register(cfg);
@@ -126,4 +170,8 @@ pub fn register(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     security_intents::register(cfg);
     outbound_intents::register(cfg);
     route_intents::register(cfg);
+    global_role_bindings::register(cfg);
+    project_role_bindings::register(cfg);
+    global_tokens::register(cfg);
+    project_tokens::register(cfg);
 }

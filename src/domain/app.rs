@@ -7,10 +7,16 @@ use super::labels::Labels;
 use super::names::{DnsName, Name, VersionName};
 use super::violations::Violations;
 
-/// A tenant. Has no settings of its own yet.
+/// A tenant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProjectSpec {}
+pub struct ProjectSpec {
+    /// The Kubernetes namespaces this project owns (admins only). A namespace belongs to at
+    /// most one project, and the project's apps may only run in its own namespaces.
+    #[serde(default)]
+    #[schema(example = json!(["default"]))]
+    pub namespaces: Vec<Name>,
+}
 
 /// A versioned group of apps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

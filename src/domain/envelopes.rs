@@ -4,6 +4,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::access::{
+    GlobalRoleBindingSpec, GlobalTokenSpec, ProjectRoleBindingSpec, ProjectTokenSpec,
+};
 use super::app::{AppSpec, CompositeAppSpec, ProjectSpec, TrafficIntentSetSpec};
 use super::client::{ClientSpec, SecurityIntentSpec};
 use super::cluster::{ClusterSpec, ClusterStatus, Kubeconfig};
@@ -18,6 +21,10 @@ use super::violations::Violations;
 #[derive(Clone, Debug, Default)]
 pub struct StoredFacts {
     pub kubeconfig_stored: bool,
+    /// A token's secret, only in the response that created it.
+    pub new_secret: Option<String>,
+    /// When a token last authenticated a request (to the minute).
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Defaults a spec derives from its resource's name, filled in before it is stored so that
@@ -61,6 +68,10 @@ impl SpecDefaults for ClientSpec {}
 impl SpecDefaults for SecurityIntentSpec {}
 impl SpecDefaults for OutboundIntentSpec {}
 impl SpecDefaults for RouteIntentSpec {}
+impl SpecDefaults for GlobalRoleBindingSpec {}
+impl SpecDefaults for ProjectRoleBindingSpec {}
+impl SpecDefaults for GlobalTokenSpec {}
+impl SpecDefaults for ProjectTokenSpec {}
 
 impl SpecDefaults for AppSpec {
     fn with_name_defaults(self, name: &Name) -> Self {
@@ -195,7 +206,7 @@ impl Resource for Cluster {
 
 envelope!(
     /// A tenant.
-    Project, ProjectList, Kind::Project, ProjectSpec, default = "Has no fields yet; may be left out."
+    Project, ProjectList, Kind::Project, ProjectSpec, default = "May be left out: a project without namespaces."
 );
 envelope!(
     /// A versioned group of apps.
@@ -228,4 +239,88 @@ envelope!(
 envelope!(
     /// Traffic management on an inbound or outbound intent.
     RouteIntent, RouteIntentList, Kind::RouteIntent, RouteIntentSpec
+);
+envelope!(
+    /// Grants a global role (admin or reader) to a user or group.
+    GlobalRoleBinding, GlobalRoleBindingList, Kind::GlobalRoleBinding, GlobalRoleBindingSpec
+);
+envelope!(
+    /// Grants a role in a project (owner, editor or viewer) to a user or group.
+    ProjectRoleBinding, ProjectRoleBindingList, Kind::ProjectRoleBinding, ProjectRoleBindingSpec
+);
+
+/// What the server knows of a token.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenStatus {
+    /// The credential (`mi_...`): in the response that created the token and never again.
+    /// Send it as `Authorization: Bearer <secret>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// When the token last authenticated a request (kept to the minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+macro_rules! token_envelope {
+    ($(#[$doc:meta])* $name:ident, $list:ident, $kind:expr, $spec:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            pub metadata: Metadata,
+            pub spec: $spec,
+            /// Set by the server; ignored in requests.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(read_only)]
+            pub status: Option<TokenStatus>,
+        }
+
+        /// One page of tokens (without their secrets).
+        #[derive(Clone, Debug, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $list {
+            pub items: Vec<$name>,
+            /// Token for the next page (`?pageToken=`), or null on the last page.
+            pub next_page: Option<String>,
+        }
+
+        impl Resource for $name {
+            const KIND: Kind = $kind;
+            type Spec = $spec;
+            type List = $list;
+
+            fn from_parts(metadata: Metadata, spec: $spec, facts: &StoredFacts) -> Self {
+                Self {
+                    metadata,
+                    spec,
+                    status: Some(TokenStatus {
+                        secret: facts.new_secret.clone(),
+                        last_used_at: facts.last_used_at,
+                    }),
+                }
+            }
+
+            fn into_parts(self) -> (Metadata, $spec) {
+                (self.metadata, self.spec)
+            }
+
+            fn metadata(&self) -> &Metadata {
+                &self.metadata
+            }
+
+            fn list(items: Vec<Self>, next_page: Option<String>) -> $list {
+                $list { items, next_page }
+            }
+        }
+    };
+}
+
+token_envelope!(
+    /// An API token with global roles, or roles in named projects.
+    GlobalToken, GlobalTokenList, Kind::GlobalToken, GlobalTokenSpec
+);
+token_envelope!(
+    /// An API token with one role in this project.
+    ProjectToken, ProjectTokenList, Kind::ProjectToken, ProjectTokenSpec
 );

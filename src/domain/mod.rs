@@ -1,5 +1,7 @@
 //! Domain types: every value here was parsed, so it is valid by construction.
 
+pub mod access;
+pub mod tenancy;
 pub mod app;
 pub mod client;
 pub mod cluster;

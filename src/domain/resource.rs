@@ -22,10 +22,14 @@ pub enum Kind {
     SecurityIntent,
     OutboundIntent,
     RouteIntent,
+    GlobalRoleBinding,
+    ProjectRoleBinding,
+    GlobalToken,
+    ProjectToken,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Cluster,
         Kind::Project,
         Kind::CompositeApp,
@@ -36,12 +40,18 @@ impl Kind {
         Kind::SecurityIntent,
         Kind::OutboundIntent,
         Kind::RouteIntent,
+        Kind::GlobalRoleBinding,
+        Kind::ProjectRoleBinding,
+        Kind::GlobalToken,
+        Kind::ProjectToken,
     ];
 
     pub const fn parent(self) -> Option<Kind> {
         match self {
-            Kind::Cluster | Kind::Project => None,
-            Kind::CompositeApp => Some(Kind::Project),
+            Kind::Cluster | Kind::Project | Kind::GlobalRoleBinding | Kind::GlobalToken => None,
+            Kind::CompositeApp | Kind::ProjectRoleBinding | Kind::ProjectToken => {
+                Some(Kind::Project)
+            }
             Kind::App | Kind::TrafficIntentSet => Some(Kind::CompositeApp),
             Kind::InboundIntent | Kind::OutboundIntent | Kind::RouteIntent => {
                 Some(Kind::TrafficIntentSet)
@@ -64,6 +74,8 @@ impl Kind {
             Kind::SecurityIntent => "security-intents",
             Kind::OutboundIntent => "outbound-intents",
             Kind::RouteIntent => "route-intents",
+            Kind::GlobalRoleBinding | Kind::ProjectRoleBinding => "role-bindings",
+            Kind::GlobalToken | Kind::ProjectToken => "tokens",
         }
     }
 
@@ -80,6 +92,10 @@ impl Kind {
             Kind::SecurityIntent => "security intent",
             Kind::OutboundIntent => "outbound intent",
             Kind::RouteIntent => "route intent",
+            Kind::GlobalRoleBinding => "global role binding",
+            Kind::ProjectRoleBinding => "role binding",
+            Kind::GlobalToken => "global token",
+            Kind::ProjectToken => "token",
         }
     }
 
@@ -96,6 +112,10 @@ impl Kind {
             Kind::SecurityIntent => "security_intent",
             Kind::OutboundIntent => "outbound_intent",
             Kind::RouteIntent => "route_intent",
+            Kind::GlobalRoleBinding => "global_role_binding",
+            Kind::ProjectRoleBinding => "project_role_binding",
+            Kind::GlobalToken => "global_token",
+            Kind::ProjectToken => "project_token",
         }
     }
 
@@ -110,6 +130,19 @@ impl Kind {
             Kind::InboundIntent | Kind::OutboundIntent | Kind::RouteIntent => "intent",
             other => other.code(),
         }
+    }
+
+    /// Whether the kind is an API token (its secret is made by the server, shown once).
+    pub const fn is_token(self) -> bool {
+        matches!(self, Kind::GlobalToken | Kind::ProjectToken)
+    }
+
+    /// Whether the kind is access control rather than intents (audit names its changes so).
+    pub const fn is_access_control(self) -> bool {
+        matches!(
+            self,
+            Kind::GlobalRoleBinding | Kind::ProjectRoleBinding | Kind::GlobalToken | Kind::ProjectToken
+        )
     }
 
     /// Whether the kind is addressed by name and version (composite apps).
@@ -295,6 +328,14 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Who created it: `user:<name>`, `token:<name>` or `token:<project>/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only, example = "user:alice")]
+    pub created_by: Option<String>,
+    /// Who changed it last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only, example = "token:shop/ci")]
+    pub updated_by: Option<String>,
 }
 
 impl Metadata {
@@ -308,6 +349,8 @@ impl Metadata {
             revision: None,
             created_at: None,
             updated_at: None,
+            created_by: None,
+            updated_by: None,
         }
     }
 
@@ -318,6 +361,8 @@ impl Metadata {
             revision: None,
             created_at: None,
             updated_at: None,
+            created_by: None,
+            updated_by: None,
             ..self
         }
     }

@@ -5,16 +5,17 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::domain::app::AppSpec;
+use crate::domain::access::{GlobalTokenSpec, ProjectTokenSpec, TokenRole};
+use crate::domain::app::{AppSpec, ProjectSpec};
 use crate::domain::client::{ClientSpec, SecurityIntentSpec};
 use crate::domain::cluster::ClusterSpec;
 use crate::domain::inbound::InboundIntentSpec;
 use crate::domain::model::{ClientModel, InboundModel, IntentSetModel, SetAddress};
 use crate::domain::names::Name;
 use crate::domain::outbound::OutboundIntentSpec;
-use crate::domain::resource::{Kind, ResourcePath};
+use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::domain::route::RouteIntentSpec;
-use crate::domain::rules;
+use crate::domain::{rules, tenancy};
 use crate::domain::violations::FieldError;
 use crate::error::{Error, Result};
 use crate::store::{ROOT_ID, ResourceRow, Tx};
@@ -165,6 +166,17 @@ impl Ancestors<'_> {
     }
 }
 
+/// A token cannot be created already expired.
+fn expiry_errors(expires_at: Option<chrono::DateTime<chrono::Utc>>) -> Vec<FieldError> {
+    match expires_at {
+        Some(at) if at <= chrono::Utc::now() => vec![FieldError::new(
+            "/spec/expiresAt",
+            format!("must be in the future (got {})", at.to_rfc3339()),
+        )],
+        _ => Vec::new(),
+    }
+}
+
 fn invalid_or(errors: Vec<FieldError>, refs: Vec<Reference>) -> Result<Vec<Reference>> {
     if errors.is_empty() {
         Ok(refs)
@@ -190,13 +202,64 @@ pub(crate) async fn check_write(
         .ok_or_else(|| Error::internal("path", "empty"))?;
     let name = ancestors.name(kind)?;
     match kind {
-        Kind::Cluster | Kind::Project | Kind::CompositeApp | Kind::TrafficIntentSet => {
-            Ok(Vec::new())
+        Kind::CompositeApp
+        | Kind::TrafficIntentSet
+        | Kind::GlobalRoleBinding
+        | Kind::ProjectRoleBinding => Ok(Vec::new()),
+        Kind::ProjectToken => {
+            let token: ProjectTokenSpec = parse(spec)?;
+            invalid_or(expiry_errors(token.expires_at), Vec::new())
+        }
+        Kind::Cluster => {
+            let cluster: ClusterSpec = parse(spec)?;
+            let owners: BTreeMap<String, String> = tx.namespace_owners().await?.into_iter().collect();
+            invalid_or(tenancy::check_cluster_gateways(&cluster, &owners), Vec::new())
+        }
+        Kind::Project => {
+            let project: ProjectSpec = parse(spec)?;
+            let (clusters, _) = load_clusters(tx).await?;
+            invalid_or(
+                tenancy::check_project_namespaces(&project, &clusters),
+                Vec::new(),
+            )
+        }
+        Kind::GlobalToken => {
+            let token: GlobalTokenSpec = parse(spec)?;
+            let mut errors = expiry_errors(token.expires_at);
+            let mut refs = Vec::new();
+            for (i, role) in token.roles.iter().enumerate() {
+                let TokenRole::Project(grant) = role else {
+                    continue;
+                };
+                let key = Key {
+                    name: grant.project.clone(),
+                    version: None,
+                };
+                match tx.child(ROOT_ID, Kind::Project, &key).await? {
+                    // Held as a reference, so that the project cannot be deleted (and another
+                    // one created under its name) while the token grants a role in it.
+                    Some(row) => refs.push((format!("/spec/roles/{i}/project"), row.id)),
+                    None => errors.push(FieldError::new(
+                        format!("/spec/roles/{i}/project"),
+                        format!("project \"{}\" does not exist", grant.project),
+                    )),
+                }
+            }
+            invalid_or(errors, refs)
         }
         Kind::App => {
             let app: AppSpec = parse(spec)?;
             let (clusters, ids) = load_clusters(tx).await?;
-            let errors = rules::check_app(&app, &clusters);
+            let project = ancestors
+                .row(Kind::Project)
+                .ok_or_else(|| Error::internal("path", "project unresolved"))?;
+            let owned = tx.owned_namespaces(project.id).await?;
+            let mut errors = rules::check_app(&app, &clusters);
+            errors.extend(tenancy::check_app_namespace(
+                &app,
+                &ancestors.name(Kind::Project)?,
+                &owned,
+            ));
             let refs = app
                 .placement
                 .clusters

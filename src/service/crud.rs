@@ -3,7 +3,11 @@
 use uuid::Uuid;
 
 use super::Service;
+use super::access::{Caller, audit_change, change_action};
 use super::context::{Ancestors, check_write, stored_spec};
+use crate::auth::token;
+use crate::domain::access::{Action, Decision, decide};
+use crate::domain::app::ProjectSpec;
 use super::paging::{Page, PageToken};
 use crate::domain::envelopes::{Resource, SecretChange, SpecDefaults, StoredFacts};
 use crate::domain::resource::{Key, Kind, Metadata, ResourcePath};
@@ -132,6 +136,17 @@ impl Service {
         kind: Kind,
         rows: &[ResourceRow],
     ) -> Result<Vec<StoredFacts>> {
+        if kind.is_token() {
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+            let used = tx.token_last_used(&ids).await?;
+            return Ok(used
+                .into_iter()
+                .map(|(_, last_used_at)| StoredFacts {
+                    last_used_at,
+                    ..StoredFacts::default()
+                })
+                .collect());
+        }
         if kind != Kind::Cluster {
             return Ok(vec![StoredFacts::default(); rows.len()]);
         }
@@ -140,6 +155,7 @@ impl Service {
             .iter()
             .map(|r| StoredFacts {
                 kubeconfig_stored: with_credentials.contains(&r.id),
+                ..StoredFacts::default()
             })
             .collect())
     }
@@ -156,10 +172,13 @@ impl Service {
         to_resource(row, &facts[0])
     }
 
+    /// A page of `parent`'s children. Projects the caller may not read are left out (so a
+    /// page can hold fewer items than the limit; `next` still continues after it).
     pub async fn list<R: Resource>(
         &self,
         parent: &ResourcePath,
         page: Page,
+        caller: &Caller,
     ) -> Result<ListPage<R>> {
         let limit = page.limit()?;
         let mut tx = self.store.begin_read().await?;
@@ -181,6 +200,13 @@ impl Service {
         } else {
             None
         };
+        if R::KIND == Kind::Project {
+            items.retain(|row| {
+                row.name
+                    .parse()
+                    .is_ok_and(|name| caller.principal.can_read_project(&name))
+            });
+        }
         let facts = self.facts(&mut tx, R::KIND, &items).await?;
         let items = items
             .iter()
@@ -194,6 +220,19 @@ impl Service {
         &self,
         parent: &ResourcePath,
         body: R,
+        caller: &Caller,
+    ) -> Result<(ResourcePath, R)> {
+        self.create_with_secret(parent, body, caller, None).await
+    }
+
+    /// `create`; a token gets `preset_secret` instead of a new random one (the bootstrap
+    /// token an operator generated for a Helm install).
+    pub(crate) async fn create_with_secret<R: Resource>(
+        &self,
+        parent: &ResourcePath,
+        body: R,
+        caller: &Caller,
+        preset_secret: Option<String>,
     ) -> Result<(ResourcePath, R)> {
         let (metadata, spec) = body.into_parts();
         let metadata = metadata.writable();
@@ -204,7 +243,7 @@ impl Service {
         };
         let path = parent.child(R::KIND, key.clone());
         check_write_only(&spec)?;
-        let new = new_resource(&metadata, &spec)?;
+        let new = new_resource(&metadata, &spec, caller)?;
         let secret = spec.secret_change();
 
         let mut tx = self.store.begin_write().await?;
@@ -226,11 +265,33 @@ impl Service {
             Err(e) => return Err(e.into()),
         };
         store_refs(&mut tx, row.id, &refs).await?;
+        if R::KIND == Kind::Project {
+            tx = self.claim_namespaces(tx, row.id, &row.spec.0).await?;
+        }
         let stored = self.apply_secret(&mut tx, row.id, secret).await?;
+        let new_secret = if R::KIND.is_token() {
+            let secret = preset_secret.unwrap_or_else(token::generate);
+            tx.put_token_secret(row.id, &token::hash(&secret)).await?;
+            Some(secret)
+        } else {
+            None
+        };
+        audit_change(
+            &mut tx,
+            caller,
+            &change_action(R::KIND, "create"),
+            &path,
+            (None, Some(row.revision)),
+            201,
+        )
+        .await?;
         tx.commit().await?;
-        tracing::info!(resource = %path.url(), "created");
+        self.access_changed(R::KIND);
+        tracing::info!(resource = %path.url(), actor = %caller.principal.actor, "created");
         let facts = StoredFacts {
             kubeconfig_stored: stored,
+            new_secret,
+            last_used_at: None,
         };
         Ok((path, to_resource(&row, &facts)?))
     }
@@ -240,6 +301,7 @@ impl Service {
         path: &ResourcePath,
         body: R,
         if_match: Option<IfMatch>,
+        caller: &Caller,
     ) -> Result<R> {
         let (metadata, spec) = body.into_parts();
         let metadata = metadata.writable();
@@ -266,12 +328,15 @@ impl Service {
             ));
         }
         check_write_only(&spec)?;
-        let new = new_resource(&metadata, &spec)?;
+        let new = new_resource(&metadata, &spec, caller)?;
         let secret = spec.secret_change();
 
         let mut tx = self.store.begin_write().await?;
         let (rows, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
         let id = current.id;
+        if R::KIND == Kind::Project {
+            check_namespace_change(&current, &new.spec, &key.name, caller)?;
+        }
         let refs = check_write(&mut tx, Ancestors { path, rows: &rows }, &new.spec).await?;
         let secret_same = self.secret_unchanged(&mut tx, id, &secret).await?;
         let unchanged = current.description == new.description
@@ -280,9 +345,24 @@ impl Service {
             && current.spec.0 == new.spec
             && secret_same;
         if !unchanged {
+            let project_spec = (R::KIND == Kind::Project).then(|| new.spec.clone());
+            let kubeconfig_action = match (&secret, secret_same) {
+                (SecretChange::Set(_), false) => Some("kubeconfig.replace"),
+                (SecretChange::Remove, false) => Some("kubeconfig.remove"),
+                _ => None,
+            };
             tx.update(id, new).await?;
             store_refs(&mut tx, id, &refs).await?;
+            if let Some(spec) = project_spec {
+                tx = self.claim_namespaces(tx, id, &spec).await?;
+            }
             self.apply_secret(&mut tx, id, secret).await?;
+            let revisions = (Some(current.revision), Some(current.revision + 1));
+            let action = change_action(R::KIND, "replace");
+            audit_change(&mut tx, caller, &action, path, revisions, 200).await?;
+            if let Some(action) = kubeconfig_action {
+                audit_change(&mut tx, caller, action, path, revisions, 200).await?;
+            }
         }
         let row = tx
             .by_id(id)
@@ -293,6 +373,7 @@ impl Service {
             .await?;
         tx.commit().await?;
         if !unchanged {
+            self.access_changed(R::KIND);
             tracing::info!(resource = %path.url(), revision = row.revision, "replaced");
         }
         to_resource(&row, &facts[0])
@@ -303,15 +384,23 @@ impl Service {
         path: &ResourcePath,
         cascade: bool,
         if_match: Option<IfMatch>,
+        caller: &Caller,
     ) -> Result<Deleted> {
+        let kind = path
+            .kind()
+            .ok_or_else(|| Error::internal("delete", "empty path"))?;
         let mut tx = self.store.begin_write().await?;
         let (_, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
         let id = current.id;
         self.check_not_deployed(&mut tx, path, id).await?;
         match tx.delete(id, cascade).await {
             Ok(()) => {
+                let action = change_action(kind, "delete");
+                audit_change(&mut tx, caller, &action, path, (Some(current.revision), None), 204)
+                    .await?;
                 tx.commit().await?;
-                tracing::info!(resource = %path.url(), cascade, "deleted");
+                self.access_changed(kind);
+                tracing::info!(resource = %path.url(), cascade, actor = %caller.principal.actor, "deleted");
                 Ok(Deleted { id })
             }
             Err(StoreError::ForeignKey) => {
@@ -393,6 +482,63 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Makes the project own the namespaces of its `spec`. Another project's namespace is a
+    /// 409 naming the owner; the primary key decides between two concurrent claims.
+    async fn claim_namespaces(&self, mut tx: Tx, project: Uuid, spec: &serde_json::Value) -> Result<Tx> {
+        let spec: ProjectSpec = serde_json::from_value(spec.clone())
+            .map_err(|e| Error::internal("project spec", e))?;
+        let wanted: Vec<String> = spec.namespaces.iter().map(|n| n.to_string()).collect();
+        let taken = |owners: Vec<(String, String)>| {
+            owners
+                .into_iter()
+                .find(|(ns, _)| wanted.contains(ns))
+                .map(|(ns, owner)| {
+                    Error::Conflict(format!(
+                        "namespace \"{ns}\" belongs to project \"{owner}\"; a namespace can belong to one project only"
+                    ))
+                })
+        };
+        if let Some(conflict) = taken(tx.namespaces_owned_by_others(project).await?) {
+            return Err(conflict);
+        }
+        match tx.claim_namespaces(project, &wanted).await {
+            Ok(()) => Ok(tx),
+            Err(StoreError::Duplicate) => {
+                // Claimed by a transaction that committed meanwhile: ours is aborted (on
+                // PostgreSQL), so name the owner from a fresh one.
+                drop(tx);
+                let mut read = self.store.begin_read().await?;
+                let owners = read.namespaces_owned_by_others(project).await?;
+                Err(taken(owners).unwrap_or_else(|| {
+                    Error::Conflict("another project claimed one of these namespaces at the same moment; retry".into())
+                }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Changing which namespaces a project owns is for admins, whoever may edit the project.
+fn check_namespace_change(
+    current: &ResourceRow,
+    new: &serde_json::Value,
+    project: &crate::domain::names::Name,
+    caller: &Caller,
+) -> Result<()> {
+    let namespaces = |v: &serde_json::Value| v.get("namespaces").cloned().unwrap_or_default();
+    if namespaces(&current.spec.0) == namespaces(new) {
+        return Ok(());
+    }
+    match decide(&caller.principal, Action::ChangeNamespaces, Some(project)) {
+        Decision::Allow => Ok(()),
+        Decision::Forbidden { needed } => Err(Error::Forbidden(format!(
+            "changing spec.namespaces of project \"{project}\" needs {needed}"
+        ))),
+        Decision::Hidden => Err(Error::NotFound(format!("project \"{project}\" does not exist"))),
+    }
+}
+
 fn check_precondition(
     path: &ResourcePath,
     row: &ResourceRow,
@@ -445,8 +591,13 @@ async fn store_refs(tx: &mut Tx, id: Uuid, refs: &[(String, Uuid)]) -> Result<()
     }
 }
 
-fn new_resource<S: serde::Serialize>(metadata: &Metadata, spec: &S) -> Result<NewResource> {
+fn new_resource<S: serde::Serialize>(
+    metadata: &Metadata,
+    spec: &S,
+    caller: &Caller,
+) -> Result<NewResource> {
     Ok(NewResource {
+        actor: caller.actor(),
         description: metadata.description.as_ref().map(|d| d.to_string()),
         user_data1: metadata.user_data1.as_ref().map(|d| d.to_string()),
         user_data2: metadata.user_data2.as_ref().map(|d| d.to_string()),
@@ -479,6 +630,8 @@ pub(crate) fn to_resource<R: Resource>(row: &ResourceRow, facts: &StoredFacts) -
         revision: Some(row.revision),
         created_at: Some(row.created_at),
         updated_at: Some(row.updated_at),
+        created_by: row.created_by.clone(),
+        updated_by: row.updated_by.clone(),
     };
     Ok(R::from_parts(metadata, stored_spec(row)?, facts))
 }

@@ -214,7 +214,12 @@ pub fn manifests_by_cluster(
 
 impl Service {
     /// Renders the set, stores the rendered objects with a new revision and queues it.
-    pub async fn enqueue(&self, path: &ResourcePath, action: Action) -> Result<DeploymentSummary> {
+    pub async fn enqueue(
+        &self,
+        path: &ResourcePath,
+        action: Action,
+        caller: &super::Caller,
+    ) -> Result<DeploymentSummary> {
         let mut tx = self.store.begin_write().await?;
         let (manifests, set_id) = match action {
             Action::Deploy => {
@@ -277,6 +282,15 @@ impl Service {
             .deployment(id)
             .await?
             .ok_or_else(|| Error::internal("enqueue", "row vanished"))?;
+        super::access::audit_change(
+            &mut tx,
+            caller,
+            action.as_str(),
+            path,
+            (None, Some(revision)),
+            202,
+        )
+        .await?;
         tx.commit().await?;
         self.wake_worker();
         tracing::info!(set = %path.url(), revision, action = action.as_str(), clusters = clusters.len(), "queued");

@@ -1,5 +1,6 @@
 //! What the API does, independent of HTTP: resource CRUD with its rules, rendering, deploys.
 
+mod access;
 mod context;
 mod crud;
 mod deploy;
@@ -8,6 +9,7 @@ mod paging;
 mod render;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -15,6 +17,7 @@ use crate::crypto::SecretBox;
 use crate::push::PushSettings;
 use crate::store::Store;
 
+pub use access::{AuditEvent, AuditEventList, Caller};
 pub use crud::{Deleted, IfMatch, ListPage, etag};
 pub use deploy::{
     Action, ClusterDeployment, DeploymentList, DeploymentState, DeploymentStatus,
@@ -31,6 +34,9 @@ pub struct Service {
     push: Arc<PushSettings>,
     /// Wakes the local worker when work is queued (other replicas poll).
     worker_signal: Arc<Notify>,
+    /// Bumped by every write that can change what a credential may do (tokens, bindings,
+    /// projects), so this replica's credential cache forgets at once.
+    access_generation: Arc<AtomicU64>,
 }
 
 impl Service {
@@ -40,6 +46,7 @@ impl Service {
             secrets,
             push: Arc::new(PushSettings::default()),
             worker_signal: Arc::new(Notify::new()),
+            access_generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -58,6 +65,16 @@ impl Service {
 
     pub fn wake_worker(&self) {
         self.worker_signal.notify_one();
+    }
+
+    pub fn access_generation(&self) -> u64 {
+        self.access_generation.load(Ordering::Acquire)
+    }
+
+    fn access_changed(&self, kind: crate::domain::resource::Kind) {
+        if kind.is_access_control() || kind == crate::domain::resource::Kind::Project {
+            self.access_generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     pub fn worker_signal(&self) -> Arc<Notify> {

@@ -1,6 +1,7 @@
 //! The only place with SQL. One `Store` speaks to PostgreSQL (production) or to an embedded
 //! SQLite file (the zero-setup default); both run the same statements unless noted.
 
+mod access;
 mod deployments;
 mod resources;
 mod vips;
@@ -13,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub use access::{AuditFilter, AuditRow, BindingRow, NewAuditEvent, TokenRow};
 pub use deployments::{
     ClusterRow, DeploymentRow, InventoryRow, NewDeployment, ObjectKey, ObjectRow,
 };
@@ -25,6 +27,9 @@ pub enum StoreError {
     /// A unique constraint: a sibling with the same name exists.
     #[error("duplicate")]
     Duplicate,
+    /// Existing data the next migration cannot carry over; the message says what to fix.
+    #[error("{0}")]
+    Precondition(String),
     /// A foreign key: the row is still referenced (by children or by other resources), or a
     /// referenced row is gone.
     #[error("foreign key violation")]
@@ -142,11 +147,76 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
+        self.check_namespace_migration().await?;
         match &self.backend {
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
             Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Before migration 0004 (namespace ownership): existing projects will claim the
+    /// namespaces their apps use, so two projects whose apps share a namespace must be
+    /// separated first. Stops with a message naming both.
+    async fn check_namespace_migration(&self) -> StoreResult<()> {
+        const APPLIED: &str = "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 4";
+        macro_rules! shared {
+            ($ns:literal) => {
+                concat!(
+                    "SELECT a.ns, a.project, b.project FROM \
+                     (SELECT DISTINCT ", $ns, " AS ns, p.name AS project FROM resources app \
+                       JOIN resources ca ON ca.id = app.parent_id JOIN resources p ON p.id = ca.parent_id \
+                       WHERE app.kind = 'app' AND p.kind = 'project') a \
+                     JOIN (SELECT DISTINCT ", $ns, " AS ns, p.name AS project FROM resources app \
+                       JOIN resources ca ON ca.id = app.parent_id JOIN resources p ON p.id = ca.parent_id \
+                       WHERE app.kind = 'app' AND p.kind = 'project') b \
+                     ON a.ns = b.ns AND a.project < b.project ORDER BY a.ns, a.project, b.project"
+                )
+            };
+        }
+        let rows: Vec<(String, String, String)> = match &self.backend {
+            Backend::Postgres(pool) => {
+                let table: Option<String> =
+                    sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                        .fetch_one(pool)
+                        .await?;
+                if table.is_none()
+                    || sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(pool).await? > 0
+                {
+                    return Ok(());
+                }
+                sqlx::query_as(shared!("app.spec ->> 'namespace'"))
+                    .fetch_all(pool)
+                    .await?
+            }
+            Backend::Sqlite(pool) => {
+                let table: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'",
+                )
+                .fetch_one(pool)
+                .await?;
+                if table == 0 || sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(pool).await? > 0
+                {
+                    return Ok(());
+                }
+                sqlx::query_as(shared!("json_extract(app.spec, '$.namespace')"))
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let shared: Vec<String> = rows
+            .iter()
+            .map(|(ns, a, b)| format!("namespace \"{ns}\" is used by apps of projects \"{a}\" and \"{b}\""))
+            .collect();
+        Err(StoreError::Precondition(format!(
+            "cannot migrate to namespace ownership: {}. A namespace can belong to one project only; \
+             move one project's apps to another namespace (or delete them) with the previous \
+             version of meshintent, then start this version again.",
+            shared.join("; ")
+        )))
     }
 
     /// Whether the database answers.

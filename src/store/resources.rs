@@ -25,6 +25,8 @@ pub struct ResourceRow {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
 }
 
 /// What a create or replace writes.
@@ -34,6 +36,8 @@ pub struct NewResource {
     pub user_data1: Option<String>,
     pub user_data2: Option<String>,
     pub spec: serde_json::Value,
+    /// Who writes it (`user:<name>`, `token:<name>`, ...).
+    pub actor: String,
 }
 
 /// A resource that references another one.
@@ -46,25 +50,25 @@ pub struct Referrer {
 
 /// Timestamps are kept at microsecond precision, what PostgreSQL stores, so that both
 /// backends return the same value that was written.
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
 // The statements below are shared by both backends (see `on_conn!`).
-const SELECT_CHILD: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+const SELECT_CHILD: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by \
      FROM resources WHERE parent_id = $1 AND kind = $2 AND name = $3 AND version = $4";
-const SELECT_BY_ID: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+const SELECT_BY_ID: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by \
      FROM resources WHERE id = $1";
-const LIST_CHILDREN: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+const LIST_CHILDREN: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by \
      FROM resources WHERE parent_id = $1 AND kind = $2 AND (name, version) > ($3, $4) \
      ORDER BY name, version LIMIT $5";
-const LIST_ALL_CHILDREN: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at \
+const LIST_ALL_CHILDREN: &str = "SELECT id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by \
      FROM resources WHERE parent_id = $1 AND kind = $2 ORDER BY name, version";
 const INSERT: &str = "INSERT INTO resources \
-     (id, kind, parent_id, name_scope, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11)";
+     (id, kind, parent_id, name_scope, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11, $12, $12)";
 const UPDATE: &str = "UPDATE resources SET description = $2, user_data1 = $3, user_data2 = $4, spec = $5, \
-     revision = revision + 1, updated_at = $6 WHERE id = $1";
+     revision = revision + 1, updated_at = $6, updated_by = $7 WHERE id = $1";
 const DELETE_ONE: &str = "DELETE FROM resources WHERE id = $1";
 const DELETE_SUBTREE: &str = "DELETE FROM resources WHERE id IN ( \
      WITH RECURSIVE subtree(id) AS ( \
@@ -82,7 +86,7 @@ const DELETE_SUBTREE_REFS: &str = "DELETE FROM resource_refs WHERE from_id IN ( 
 const SELECT_SUBTREE: &str = "WITH RECURSIVE subtree(id, depth) AS ( \
        SELECT id, 0 FROM resources WHERE id = $1 \
        UNION ALL SELECT r.id, s.depth + 1 FROM resources r JOIN subtree s ON r.parent_id = s.id) \
-     SELECT r.id, r.kind, r.parent_id, r.name, r.version, r.description, r.user_data1, r.user_data2, r.spec, r.revision, r.created_at, r.updated_at \
+     SELECT r.id, r.kind, r.parent_id, r.name, r.version, r.description, r.user_data1, r.user_data2, r.spec, r.revision, r.created_at, r.updated_at, r.created_by, r.updated_by \
      FROM resources r JOIN subtree s ON r.id = s.id ORDER BY s.depth, r.kind, r.name, r.version";
 const COUNT_CHILDREN: &str = "SELECT COUNT(*) FROM resources WHERE parent_id = $1";
 const REFERRERS: &str = "SELECT r.kind, r.name, rr.field FROM resource_refs rr \
@@ -193,6 +197,7 @@ impl Tx {
                 .bind(new.user_data2.as_deref())
                 .bind(&spec)
                 .bind(now)
+                .bind(new.actor.as_str())
                 .execute(&mut *c)
                 .await
                 .map(|_| ())
@@ -211,6 +216,8 @@ impl Tx {
             revision: 1,
             created_at: now,
             updated_at: now,
+            created_by: Some(new.actor.clone()),
+            updated_by: Some(new.actor),
         })
     }
 
@@ -225,6 +232,7 @@ impl Tx {
                 .bind(new.user_data2.as_deref())
                 .bind(&spec)
                 .bind(now())
+                .bind(new.actor.as_str())
                 .execute(&mut *c)
                 .await?;
         });
