@@ -86,12 +86,25 @@ async fn database(dir: &std::path::Path) -> (DatabaseSettings, SecretKeySource, 
     }
 }
 
+/// A client that sends the admin token with every request.
+fn authenticated_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value: reqwest::header::HeaderValue = format!("Bearer {token}").parse().unwrap();
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 #[tokio::main]
 async fn main() {
     let fake = fake_kube::FakeKube::start().await;
     let dir = std::env::temp_dir().join(format!("meshintent-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let (db, key, backend) = database(&dir).await;
+    let token = meshintent::auth::token::generate();
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
         database: db,
@@ -104,11 +117,14 @@ async fn main() {
             ..Default::default()
         }),
         push: meshintent::push::PushSettings::default(),
+        auth: meshintent::auth::AuthSettings::default(),
+        max_body_bytes: meshintent::configuration::DEFAULT_MAX_BODY_BYTES,
+        bootstrap_token: Some(token.clone()),
     };
     let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let running = app.spawn();
-    let client = reqwest::Client::new();
+    let client = authenticated_client(&token);
 
     let t = Instant::now();
     post(
@@ -123,7 +139,7 @@ async fn main() {
         &client,
         &base,
         "/v2/projects",
-        json!({"metadata": {"name": "bench"}}),
+        json!({"metadata": {"name": "bench"}, "spec": {"namespaces": ["fleet"]}}),
     )
     .await;
     post(

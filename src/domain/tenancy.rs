@@ -113,6 +113,7 @@ mod tests {
 
     fn cluster(ingress_ns: &str) -> ClusterSpec {
         serde_json::from_value(serde_json::json!({
+            "identity": "c1.example.com",
             "istio": {"ingressGateway": {"namespace": ingress_ns}}
         }))
         .unwrap()

@@ -16,7 +16,7 @@ fn document(a: &FakeKube, b: &FakeKube) -> String {
             {"metadata": {"name": "cluster02"}, "spec": {"identity": "cluster02.mesh.example.com", "kubeconfig": b.kubeconfig(),
                 "istio": {"ingressGateway": {"address": "198.51.100.20"}}}}
         ],
-        "projects": [{"metadata": {"name": "shop"}, "compositeApps": [{
+        "projects": [{"metadata": {"name": "shop"}, "spec": {"namespaces": ["default"]}, "compositeApps": [{
             "metadata": {"name": "storefront"}, "spec": {"version": "v1"},
             "apps": [
                 {"metadata": {"name": "httpbin"}, "spec": {"namespace": "default", "placement": {"clusters": ["cluster01"]}}},
@@ -34,9 +34,10 @@ fn document(a: &FakeKube, b: &FakeKube) -> String {
 }
 
 async fn apply_cli(app: &TestApp, file: &std::path::Path) -> (bool, String) {
-    let (file, server) = (file.to_owned(), app.address.clone());
+    let (file, server, token) = (file.to_owned(), app.address.clone(), app.token.clone());
     tokio::task::spawn_blocking(move || {
         let out = Command::new(env!("CARGO_BIN_EXE_meshintent"))
+            .env("MESHINTENT_TOKEN", token)
             .args(["apply", "-f"])
             .arg(&file)
             .args(["--server", &server, "--deploy", "--wait"])

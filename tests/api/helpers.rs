@@ -23,6 +23,8 @@ pub enum Backend {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// An admin API token (the bootstrap token); every request sends it unless told otherwise.
+    pub token: String,
     pub backend: Backend,
     /// The SQLite file, or the PostgreSQL URL with the test's schema.
     pub database: DatabaseLocation,
@@ -75,11 +77,18 @@ pub fn test_worker_settings() -> meshintent::worker::WorkerSettings {
     }
 }
 
-async fn start(
+/// A new API token secret (the form `MESHINTENT_BOOTSTRAP_TOKEN` takes).
+pub fn new_token_secret() -> String {
+    meshintent::auth::token::generate()
+}
+
+/// The settings a test server runs with.
+pub fn test_settings(
     database: &DatabaseLocation,
     secret_key: &SecretKeySource,
     worker: bool,
-) -> (String, meshintent::startup::RunningApplication) {
+    bootstrap_token: Option<String>,
+) -> Settings {
     let database_settings = match database {
         DatabaseLocation::Sqlite(path) => DatabaseSettings::Sqlite { path: path.clone() },
         DatabaseLocation::Postgres(url) => DatabaseSettings::Postgres(PostgresSettings {
@@ -87,7 +96,7 @@ async fn start(
             max_connections: 8,
         }),
     };
-    let settings = Settings {
+    Settings {
         listen: "127.0.0.1:0".into(),
         database: database_settings,
         secret_key: secret_key.clone(),
@@ -96,12 +105,34 @@ async fn start(
         workers: Some(2),
         worker: worker.then(test_worker_settings),
         push: test_push_settings(),
-    };
-    let app = Application::build(&settings)
+        auth: meshintent::auth::AuthSettings::default(),
+        max_body_bytes: meshintent::configuration::DEFAULT_MAX_BODY_BYTES,
+        bootstrap_token,
+    }
+}
+
+/// Starts a server with these settings; returns its address.
+pub async fn start_with(settings: &Settings) -> (String, meshintent::startup::RunningApplication) {
+    let app = Application::build(settings)
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     (address, app.spawn())
+}
+
+async fn start(
+    database: &DatabaseLocation,
+    secret_key: &SecretKeySource,
+    worker: bool,
+    token: &str,
+) -> (String, meshintent::startup::RunningApplication) {
+    start_with(&test_settings(
+        database,
+        secret_key,
+        worker,
+        Some(token.to_owned()),
+    ))
+    .await
 }
 
 impl TestApp {
@@ -124,10 +155,11 @@ impl TestApp {
 
     /// Another server (and worker) on the same database, as a second replica or a restart.
     pub async fn another(&self) -> TestApp {
-        let (address, running) = start(&self.database, &self.secret_key, true).await;
+        let (address, running) = start(&self.database, &self.secret_key, true, &self.token).await;
         TestApp {
             address,
             client: reqwest::Client::new(),
+            token: self.token.clone(),
             backend: self.backend,
             database: self.database.clone(),
             dir: self.dir.clone(),
@@ -210,10 +242,12 @@ pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Optio
             )
         }
     };
-    let (address, running) = start(&location, &secret_key, worker).await;
+    let token = new_token_secret();
+    let (address, running) = start(&location, &secret_key, worker, &token).await;
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
+        token,
         backend,
         database: location,
         dir,
@@ -312,6 +346,8 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// A request with the admin token (unless `headers` carry an `authorization` of their own;
+    /// an empty one sends none).
     pub async fn request(
         &self,
         method: Method,
@@ -320,13 +356,44 @@ impl TestApp {
         headers: &[(&str, &str)],
     ) -> Reply {
         let mut req = self.client.request(method, self.url(path));
+        let own = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(k, v)| !(k.eq_ignore_ascii_case("authorization") && v.is_empty()))
+            .copied()
+            .collect();
+        if own.is_none() {
+            req = req.bearer_auth(&self.token);
+        }
         if let Some(body) = body {
             req = req.json(body);
         }
         for (k, v) in headers {
-            req = req.header(*k, *v);
+            req = req.header(k, v);
         }
         read(req.send().await.expect("request sent")).await
+    }
+
+    /// A request with `token` (None: no credential at all).
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
+        self.request(method, path, body, &[("authorization", &bearer)])
+            .await
+    }
+
+    /// An API client of the meshintent crate, with the admin token.
+    pub fn api_client(&self) -> meshintent::apply::ApiClient {
+        meshintent::apply::ApiClient::new(&self.address)
+            .unwrap()
+            .with_token(Some(self.token.clone()))
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -350,6 +417,7 @@ impl TestApp {
         let req = self
             .client
             .request(method, self.url(path))
+            .bearer_auth(&self.token)
             .header("content-type", content_type)
             .body(body.to_owned());
         read(req.send().await.unwrap()).await
@@ -383,9 +451,12 @@ impl TestApp {
             .await
             .expect(201);
         }
-        self.post("/v2/projects", json!({"metadata": {"name": "shop"}}))
-            .await
-            .expect(201);
+        self.post(
+            "/v2/projects",
+            json!({"metadata": {"name": "shop"}, "spec": {"namespaces": ["default"]}}),
+        )
+        .await
+        .expect(201);
         self.post(
             "/v2/projects/shop/composite-apps",
             json!({"metadata": {"name": "storefront"}, "spec": {"version": "v1"}}),

@@ -47,10 +47,22 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
+    // The first start of an empty database wrote an admin token, readable by its owner only.
+    let token_file = dir.join("meshintent.admin-token");
+    let admin = std::fs::read_to_string(&token_file)
+        .expect("the admin token file exists")
+        .trim()
+        .to_owned();
+    assert!(admin.starts_with("mi_") && admin.len() == 46, "{admin}");
     let client = reqwest::Client::new();
+    let anonymous = read(client.get(format!("{base}/v2/clusters")).send().await.unwrap())
+        .await
+        .expect(401);
+    assert_eq!(anonymous.header("www-authenticate"), Some(r#"Bearer realm="meshintent""#));
     let reply = read(
         client
             .post(format!("{base}/v2/clusters"))
+            .bearer_auth(&admin)
             .json(
                 &json!({"metadata": {"name": "c1"}, "spec": {"identity": "c1.example.com",
                 "kubeconfig": kubeconfig("https://10.0.0.1:6443")}}),
@@ -65,6 +77,7 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
     // A bad kubeconfig's error path must not log it either.
     let _ = client
         .post(format!("{base}/v2/clusters"))
+        .bearer_auth(&admin)
         .json(&json!({"metadata": {"name": "c2"}, "spec": {"identity": "c2.example.com", "kubeconfig": format!("{TOKEN}: [")}}))
         .send()
         .await
@@ -76,10 +89,14 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        for private in [&key, &token_file] {
+            assert_eq!(
+                std::fs::metadata(private).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                private.display()
+            );
+        }
     }
 
     let status = Command::new("kill")
@@ -109,6 +126,11 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
         "requests are logged:\n{logs}"
     );
     assert!(!logs.contains(TOKEN), "a secret reached the logs:\n{logs}");
+    assert!(!logs.contains(&admin), "the admin token reached the logs");
+    assert!(
+        logs.contains("meshintent.admin-token"),
+        "the token file's path is logged:\n{logs}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

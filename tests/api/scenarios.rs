@@ -1,7 +1,7 @@
 //! Every golden scenario, applied through the API, renders the same manifests as offline; a
 //! second apply changes nothing.
 
-use meshintent::apply::{ApiClient, Outcome, apply};
+use meshintent::apply::{Outcome, apply};
 use meshintent::domain::document::IntentDocument;
 
 use crate::both_backends;
@@ -10,7 +10,7 @@ use crate::helpers::TestApp;
 
 async fn check_scenario(app: &TestApp, name: &str) {
     let document = IntentDocument::parse(&golden_files::read(name, "input.yaml")).unwrap();
-    let client = ApiClient::new(&app.address).unwrap();
+    let client = app.api_client();
     let first = apply(&client, &document)
         .await
         .unwrap_or_else(|e| panic!("{name}: apply failed: {e}"));
