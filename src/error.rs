@@ -23,7 +23,10 @@ pub enum Error {
     Forbidden(String),
     /// Too many failed authentications from one address.
     #[error("{detail}")]
-    TooManyRequests { detail: String, retry_after_secs: u64 },
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// The body is larger than the limit.
     #[error("{0}")]
     PayloadTooLarge(String),

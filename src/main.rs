@@ -134,7 +134,11 @@ struct AuthArgs {
     #[arg(long, env = "MESHINTENT_BOOTSTRAP_TOKEN", hide_env_values = true)]
     bootstrap_token: Option<String>,
     /// Failed authentications per client address and minute before answering 429.
-    #[arg(long, env = "MESHINTENT_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "MESHINTENT_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 20
+    )]
     auth_failures_per_minute: u32,
     /// Largest request body in bytes (larger ones are answered 413).
     #[arg(long, env = "MESHINTENT_MAX_BODY_BYTES", default_value_t = meshintent::configuration::DEFAULT_MAX_BODY_BYTES)]

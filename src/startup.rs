@@ -149,7 +149,11 @@ impl Application {
 async fn bootstrap(service: &Service, settings: &Settings) -> Result<(), StartupError> {
     let caller = Caller::system("bootstrap");
     let failed = |e: Error| StartupError::Bootstrap(e.to_string());
-    if let Some(secret) = settings.bootstrap_token.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(secret) = settings
+        .bootstrap_token
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         if !service.token_exists(secret).await.map_err(failed)? {
             let name = format!("bootstrap-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
             let name = name.parse().map_err(StartupError::Bootstrap)?;

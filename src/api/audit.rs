@@ -85,7 +85,8 @@ pub async fn project_audit_event_list(
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, Error> {
     let project = path_to(&req, Kind::Project)?;
-    svc.get::<crate::domain::envelopes::Project>(&project).await?;
+    svc.get::<crate::domain::envelopes::Project>(&project)
+        .await?;
     let name = project.key().map(|k| k.name.to_string());
     let (filter, limit) = query.into_inner().filter(name);
     Ok(HttpResponse::Ok().json(svc.audit_events(filter, limit).await?))

@@ -55,7 +55,10 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| {
-            Error::internal("authorization", "a handler ran without an authenticated caller")
+            Error::internal(
+                "authorization",
+                "a handler ran without an authenticated caller",
+            )
         }))
     }
 }
@@ -106,7 +109,11 @@ pub async fn guard(
         Ok(principal) => principal,
         Err(e) => {
             if let Error::Unauthorized { detail, .. } = &e {
-                record(&svc, denied(Actor::Anonymous.to_string(), 401, detail.clone())).await;
+                record(
+                    &svc,
+                    denied(Actor::Anonymous.to_string(), 401, detail.clone()),
+                )
+                .await;
             }
             return Ok(req.error_response(e).map_into_boxed_body());
         }

@@ -82,7 +82,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Every `/v2` operation needs a bearer credential and can answer 401, 403 and 429 (and 413
 /// when it takes a body): added here once rather than on each endpoint.
 fn document_access_control(api: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
     let components = api.components.get_or_insert_with(Default::default);
@@ -120,16 +122,28 @@ fn document_access_control(api: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for op in operations.into_iter().flatten() {
-            op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+            op.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
             let responses = &mut op.responses.responses;
             let mut add = |code: &str, description: &str| {
                 responses
                     .entry(code.to_owned())
                     .or_insert_with(|| problem(description).into());
             };
-            add("401", "No credential, or one that is not valid (`WWW-Authenticate: Bearer`)");
-            add("403", "The caller may not do this; the detail names the role needed");
-            add("429", "Too many failed authentications from this address (`Retry-After`)");
+            add(
+                "401",
+                "No credential, or one that is not valid (`WWW-Authenticate: Bearer`)",
+            );
+            add(
+                "403",
+                "The caller may not do this; the detail names the role needed",
+            );
+            add(
+                "429",
+                "Too many failed authentications from this address (`Retry-After`)",
+            );
             if op.request_body.is_some() {
                 add("413", "The body is larger than MESHINTENT_MAX_BODY_BYTES");
             }

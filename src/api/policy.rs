@@ -190,9 +190,14 @@ mod tests {
             })
             .collect();
         assert!(v2.len() > 60, "{} operations", v2.len());
-        let missing: Vec<&(String, String)> =
-            v2.iter().filter(|(_, id)| action_of(id).is_none()).collect();
-        assert!(missing.is_empty(), "operations without a policy decision: {missing:?}");
+        let missing: Vec<&(String, String)> = v2
+            .iter()
+            .filter(|(_, id)| action_of(id).is_none())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "operations without a policy decision: {missing:?}"
+        );
         // And the table names no operation that does not exist.
         let ids: Vec<&str> = table.ids().collect();
         for (id, _) in POLICY {
@@ -217,7 +222,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(op.id, "traffic_intent_set_deploy");
-        assert_eq!(table.find(&Method::HEAD, "/v2/clusters").unwrap().id, "cluster_list");
+        assert_eq!(
+            table.find(&Method::HEAD, "/v2/clusters").unwrap().id,
+            "cluster_list"
+        );
         assert!(table.find(&Method::PUT, "/v2/tokens/t").is_none());
         assert!(table.find(&Method::GET, "/v2/nothing").is_none());
     }

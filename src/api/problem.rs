@@ -120,7 +120,10 @@ impl ResponseError for Error {
                 } else {
                     r#"Bearer realm="meshintent""#
                 };
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
             }
             Error::TooManyRequests {
                 retry_after_secs, ..

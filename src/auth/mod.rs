@@ -105,7 +105,8 @@ impl Authenticator {
             });
         }
         let result = self.resolve(svc, authorization).await;
-        if let (Err(Error::Unauthorized { .. }), Some(peer)) = (&result, peer) {
+        // Only wrong credentials count: a request without one guesses nothing.
+        if let (Err(Error::Unauthorized { sent: true, .. }), Some(peer)) = (&result, peer) {
             self.failures.record(peer);
         }
         result

@@ -319,7 +319,9 @@ impl Action {
 pub enum Decision {
     Allow,
     /// The caller may see the resource but not do this: 403, naming the roles that would do.
-    Forbidden { needed: String },
+    Forbidden {
+        needed: String,
+    },
     /// The caller may not even see the project: answered 404, exactly as if it did not exist.
     Hidden,
 }
@@ -348,7 +350,11 @@ pub fn decide(principal: &Principal, action: Action, project: Option<&Name>) -> 
     }
 }
 
-fn needed_roles(global: &[GlobalRole], in_project: &[ProjectRole], project: Option<&Name>) -> String {
+fn needed_roles(
+    global: &[GlobalRole],
+    in_project: &[ProjectRole],
+    project: Option<&Name>,
+) -> String {
     let mut options: Vec<String> = Vec::new();
     if let (Some(project), false) = (project, in_project.is_empty()) {
         let roles: Vec<String> = in_project.iter().map(|r| r.to_string()).collect();
@@ -376,28 +382,67 @@ mod tests {
         vec![
             ("admin", base().with_global(GlobalRole::Admin)),
             ("reader", base().with_global(GlobalRole::Reader)),
-            ("owner", base().with_project(name("shop"), ProjectRole::Owner)),
-            ("editor", base().with_project(name("shop"), ProjectRole::Editor)),
-            ("viewer", base().with_project(name("shop"), ProjectRole::Viewer)),
+            (
+                "owner",
+                base().with_project(name("shop"), ProjectRole::Owner),
+            ),
+            (
+                "editor",
+                base().with_project(name("shop"), ProjectRole::Editor),
+            ),
+            (
+                "viewer",
+                base().with_project(name("shop"), ProjectRole::Viewer),
+            ),
             ("none", base()),
         ]
     }
 
     /// SPEC 6's table, one row per action: who is allowed, in the order of `callers()`.
     const TABLE: [(Action, [bool; 6]); 13] = [
-        (Action::WriteClusters, [true, false, false, false, false, false]),
+        (
+            Action::WriteClusters,
+            [true, false, false, false, false, false],
+        ),
         (Action::ReadClusters, [true, true, true, true, true, true]),
-        (Action::CreateProject, [true, false, false, false, false, false]),
-        (Action::DeleteProject, [true, false, false, false, false, false]),
-        (Action::ChangeNamespaces, [true, false, false, false, false, false]),
-        (Action::UpdateProject, [true, false, true, false, false, false]),
+        (
+            Action::CreateProject,
+            [true, false, false, false, false, false],
+        ),
+        (
+            Action::DeleteProject,
+            [true, false, false, false, false, false],
+        ),
+        (
+            Action::ChangeNamespaces,
+            [true, false, false, false, false, false],
+        ),
+        (
+            Action::UpdateProject,
+            [true, false, true, false, false, false],
+        ),
         (Action::ListProjects, [true, true, true, true, true, true]),
         (Action::ReadProject, [true, true, true, true, true, false]),
-        (Action::WriteProject, [true, false, true, true, false, false]),
-        (Action::AdministerProject, [true, false, true, false, false, false]),
-        (Action::AdministerGlobal, [true, false, false, false, false, false]),
-        (Action::ReadAllAudit, [true, true, false, false, false, false]),
-        (Action::AdaptCredentials, [true, true, true, true, true, true]),
+        (
+            Action::WriteProject,
+            [true, false, true, true, false, false],
+        ),
+        (
+            Action::AdministerProject,
+            [true, false, true, false, false, false],
+        ),
+        (
+            Action::AdministerGlobal,
+            [true, false, false, false, false, false],
+        ),
+        (
+            Action::ReadAllAudit,
+            [true, true, false, false, false, false],
+        ),
+        (
+            Action::AdaptCredentials,
+            [true, true, true, true, true, true],
+        ),
     ];
 
     #[test]

@@ -1,7 +1,6 @@
 //! Domain types: every value here was parsed, so it is valid by construction.
 
 pub mod access;
-pub mod tenancy;
 pub mod app;
 pub mod client;
 pub mod cluster;
@@ -20,5 +19,6 @@ pub mod resource;
 pub mod route;
 pub mod rules;
 mod schema;
+pub mod tenancy;
 pub mod values;
 pub mod violations;

@@ -141,7 +141,10 @@ impl Kind {
     pub const fn is_access_control(self) -> bool {
         matches!(
             self,
-            Kind::GlobalRoleBinding | Kind::ProjectRoleBinding | Kind::GlobalToken | Kind::ProjectToken
+            Kind::GlobalRoleBinding
+                | Kind::ProjectRoleBinding
+                | Kind::GlobalToken
+                | Kind::ProjectToken
         )
     }
 

@@ -18,7 +18,10 @@ pub fn check_project_namespaces(
     for (i, ns) in spec.namespaces.iter().enumerate() {
         let field = format!("/spec/namespaces/{i}");
         if !seen.insert(ns) {
-            errors.push(FieldError::new(field, format!("namespace \"{ns}\" is listed twice")));
+            errors.push(FieldError::new(
+                field,
+                format!("namespace \"{ns}\" is listed twice"),
+            ));
             continue;
         }
         if let Some((cluster, which)) = gateway_user(ns, clusters) {
@@ -147,9 +150,11 @@ mod tests {
         let errors = check_app_namespace(&app("bookinfo"), &p, &["a".into()]);
         assert_eq!(errors[0].field, "/spec/namespace");
         assert!(errors[0].message.contains("\"bookinfo\""));
-        assert!(check_app_namespace(&app("a"), &p, &[])[0]
-            .message
-            .contains("owns no namespaces"));
+        assert!(
+            check_app_namespace(&app("a"), &p, &[])[0]
+                .message
+                .contains("owns no namespaces")
+        );
     }
 
     #[test]

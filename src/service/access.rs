@@ -35,7 +35,10 @@ impl Caller {
 
     /// meshintent acting on its own (bootstrap, the command line).
     pub fn system(name: &'static str) -> Self {
-        Self::new(Principal::system(name), format!("system-{}", uuid::Uuid::new_v4()))
+        Self::new(
+            Principal::system(name),
+            format!("system-{}", uuid::Uuid::new_v4()),
+        )
     }
 
     pub fn actor(&self) -> String {
@@ -229,8 +232,7 @@ impl Service {
                 }
                 Some(Kind::ProjectRoleBinding) => {
                     let spec: ProjectRoleBindingSpec = stored_spec(&row.binding)?;
-                    let Some(project) = row.project.as_deref().and_then(|p| p.parse().ok())
-                    else {
+                    let Some(project) = row.project.as_deref().and_then(|p| p.parse().ok()) else {
                         continue;
                     };
                     if spec.subject.matches(user, groups) {
@@ -277,7 +279,10 @@ impl Service {
         caller: &Caller,
         secret: Option<String>,
     ) -> Result<String> {
-        if secret.as_deref().is_some_and(|s| !token::looks_like_token(s)) {
+        if secret
+            .as_deref()
+            .is_some_and(|s| !token::looks_like_token(s))
+        {
             return Err(Error::invalid_field(
                 "MESHINTENT_BOOTSTRAP_TOKEN",
                 "must be mi_ followed by 43 base64url characters (256 random bits)",

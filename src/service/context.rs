@@ -15,8 +15,8 @@ use crate::domain::names::Name;
 use crate::domain::outbound::OutboundIntentSpec;
 use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::domain::route::RouteIntentSpec;
-use crate::domain::{rules, tenancy};
 use crate::domain::violations::FieldError;
+use crate::domain::{rules, tenancy};
 use crate::error::{Error, Result};
 use crate::store::{ROOT_ID, ResourceRow, Tx};
 
@@ -212,8 +212,12 @@ pub(crate) async fn check_write(
         }
         Kind::Cluster => {
             let cluster: ClusterSpec = parse(spec)?;
-            let owners: BTreeMap<String, String> = tx.namespace_owners().await?.into_iter().collect();
-            invalid_or(tenancy::check_cluster_gateways(&cluster, &owners), Vec::new())
+            let owners: BTreeMap<String, String> =
+                tx.namespace_owners().await?.into_iter().collect();
+            invalid_or(
+                tenancy::check_cluster_gateways(&cluster, &owners),
+                Vec::new(),
+            )
         }
         Kind::Project => {
             let project: ProjectSpec = parse(spec)?;

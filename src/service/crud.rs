@@ -5,10 +5,10 @@ use uuid::Uuid;
 use super::Service;
 use super::access::{Caller, audit_change, change_action};
 use super::context::{Ancestors, check_write, stored_spec};
+use super::paging::{Page, PageToken};
 use crate::auth::token;
 use crate::domain::access::{Action, Decision, decide};
 use crate::domain::app::ProjectSpec;
-use super::paging::{Page, PageToken};
 use crate::domain::envelopes::{Resource, SecretChange, SpecDefaults, StoredFacts};
 use crate::domain::resource::{Key, Kind, Metadata, ResourcePath};
 use crate::domain::violations::Violations;
@@ -396,8 +396,15 @@ impl Service {
         match tx.delete(id, cascade).await {
             Ok(()) => {
                 let action = change_action(kind, "delete");
-                audit_change(&mut tx, caller, &action, path, (Some(current.revision), None), 204)
-                    .await?;
+                audit_change(
+                    &mut tx,
+                    caller,
+                    &action,
+                    path,
+                    (Some(current.revision), None),
+                    204,
+                )
+                .await?;
                 tx.commit().await?;
                 self.access_changed(kind);
                 tracing::info!(resource = %path.url(), cascade, actor = %caller.principal.actor, "deleted");
@@ -485,9 +492,14 @@ impl Service {
 impl Service {
     /// Makes the project own the namespaces of its `spec`. Another project's namespace is a
     /// 409 naming the owner; the primary key decides between two concurrent claims.
-    async fn claim_namespaces(&self, mut tx: Tx, project: Uuid, spec: &serde_json::Value) -> Result<Tx> {
-        let spec: ProjectSpec = serde_json::from_value(spec.clone())
-            .map_err(|e| Error::internal("project spec", e))?;
+    async fn claim_namespaces(
+        &self,
+        mut tx: Tx,
+        project: Uuid,
+        spec: &serde_json::Value,
+    ) -> Result<Tx> {
+        let spec: ProjectSpec =
+            serde_json::from_value(spec.clone()).map_err(|e| Error::internal("project spec", e))?;
         let wanted: Vec<String> = spec.namespaces.iter().map(|n| n.to_string()).collect();
         let taken = |owners: Vec<(String, String)>| {
             owners
@@ -511,7 +523,10 @@ impl Service {
                 let mut read = self.store.begin_read().await?;
                 let owners = read.namespaces_owned_by_others(project).await?;
                 Err(taken(owners).unwrap_or_else(|| {
-                    Error::Conflict("another project claimed one of these namespaces at the same moment; retry".into())
+                    Error::Conflict(
+                        "another project claimed one of these namespaces at the same moment; retry"
+                            .into(),
+                    )
                 }))
             }
             Err(e) => Err(e.into()),
@@ -535,7 +550,9 @@ fn check_namespace_change(
         Decision::Forbidden { needed } => Err(Error::Forbidden(format!(
             "changing spec.namespaces of project \"{project}\" needs {needed}"
         ))),
-        Decision::Hidden => Err(Error::NotFound(format!("project \"{project}\" does not exist"))),
+        Decision::Hidden => Err(Error::NotFound(format!(
+            "project \"{project}\" does not exist"
+        ))),
     }
 }
 

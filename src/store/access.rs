@@ -189,10 +189,7 @@ impl Tx {
 
     /// The token whose secret hashes to `hash`. The database finds the row by its unique
     /// index; the caller compares the hashes again in constant time.
-    pub async fn token_by_hash(
-        &mut self,
-        hash: &[u8],
-    ) -> StoreResult<Option<(TokenRow, Vec<u8>)>> {
+    pub async fn token_by_hash(&mut self, hash: &[u8]) -> StoreResult<Option<(TokenRow, Vec<u8>)>> {
         #[derive(sqlx::FromRow)]
         struct WithHash {
             #[sqlx(flatten)]
@@ -301,7 +298,7 @@ impl Tx {
     ) -> StoreResult<Vec<AuditRow>> {
         // Optional filters as `($n IS NULL OR column = $n)`, so one statement serves all.
         const SQL: &str = "SELECT id, time, actor, action, resource, project, revision_before, revision_after, \
-             status, request_id, message FROM audit_events WHERE id > $1 \
+             CAST(status AS BIGINT) AS status, request_id, message FROM audit_events WHERE id > $1 \
              AND ($2 IS NULL OR project = $2) AND ($3 IS NULL OR actor = $3) \
              AND ($4 IS NULL OR time >= $4) AND ($5 IS NULL OR time < $5) \
              ORDER BY id LIMIT $6";

@@ -181,7 +181,10 @@ impl Store {
                         .fetch_one(pool)
                         .await?;
                 if table.is_none()
-                    || sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(pool).await? > 0
+                    || sqlx::query_scalar::<_, i64>(APPLIED)
+                        .fetch_one(pool)
+                        .await?
+                        > 0
                 {
                     return Ok(());
                 }
@@ -195,7 +198,11 @@ impl Store {
                 )
                 .fetch_one(pool)
                 .await?;
-                if table == 0 || sqlx::query_scalar::<_, i64>(APPLIED).fetch_one(pool).await? > 0
+                if table == 0
+                    || sqlx::query_scalar::<_, i64>(APPLIED)
+                        .fetch_one(pool)
+                        .await?
+                        > 0
                 {
                     return Ok(());
                 }
@@ -209,7 +216,9 @@ impl Store {
         }
         let shared: Vec<String> = rows
             .iter()
-            .map(|(ns, a, b)| format!("namespace \"{ns}\" is used by apps of projects \"{a}\" and \"{b}\""))
+            .map(|(ns, a, b)| {
+                format!("namespace \"{ns}\" is used by apps of projects \"{a}\" and \"{b}\"")
+            })
             .collect();
         Err(StoreError::Precondition(format!(
             "cannot migrate to namespace ownership: {}. A namespace can belong to one project only; \

@@ -9,6 +9,7 @@ mod fake_kube;
 #[path = "../support/golden_files.rs"]
 mod golden_files;
 
+mod access;
 mod bindings;
 mod cli;
 mod concurrency;
