@@ -199,7 +199,7 @@ pub async fn fresh_postgres_schema(base: &str) -> String {
     format!("{base}{sep}options[search_path]={schema}")
 }
 
-fn record_postgres_run(test: &str) {
+pub fn record_postgres_run(test: &str) {
     if let Ok(path) = std::env::var("MESHINTENT_TEST_PG_LOG") {
         let mut file = std::fs::OpenOptions::new()
             .create(true)

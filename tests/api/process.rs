@@ -55,10 +55,19 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
         .to_owned();
     assert!(admin.starts_with("mi_") && admin.len() == 46, "{admin}");
     let client = reqwest::Client::new();
-    let anonymous = read(client.get(format!("{base}/v2/clusters")).send().await.unwrap())
-        .await
-        .expect(401);
-    assert_eq!(anonymous.header("www-authenticate"), Some(r#"Bearer realm="meshintent""#));
+    let anonymous = read(
+        client
+            .get(format!("{base}/v2/clusters"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(401);
+    assert_eq!(
+        anonymous.header("www-authenticate"),
+        Some(r#"Bearer realm="meshintent""#)
+    );
     let reply = read(
         client
             .post(format!("{base}/v2/clusters"))
