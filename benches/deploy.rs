@@ -7,13 +7,14 @@
 
 #[path = "../tests/support/fake_kube/mod.rs"]
 mod fake_kube;
+mod support;
+
+use support::{authenticated_client, database};
 
 use std::time::{Duration, Instant};
 
-use meshintent::configuration::{DatabaseSettings, SecretKeySource, Settings};
-use meshintent::crypto::SecretBox;
+use meshintent::configuration::Settings;
 use meshintent::startup::Application;
-use meshintent::store::PostgresSettings;
 use serde_json::{Value, json};
 
 /// Inbound intents without clients render 3 objects each (DestinationRule, deny-all
@@ -48,54 +49,6 @@ async fn wait(client: &reqwest::Client, base: &str, revision: i64) -> (Value, Du
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-async fn database(dir: &std::path::Path) -> (DatabaseSettings, SecretKeySource, &'static str) {
-    match std::env::var("MESHINTENT_BENCH_POSTGRES")
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        Some(base) => {
-            use sqlx::Connection;
-            let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let url = format!(
-                "{base}{}options[search_path]={schema}",
-                if base.contains('?') { '&' } else { '?' }
-            );
-            (
-                DatabaseSettings::Postgres(PostgresSettings {
-                    url,
-                    max_connections: 20,
-                }),
-                SecretKeySource::Value(SecretBox::generate_key()),
-                "PostgreSQL",
-            )
-        }
-        None => {
-            let db = DatabaseSettings::Sqlite {
-                path: dir.join("meshintent.db"),
-            };
-            let key = SecretKeySource::resolve(None, &db).unwrap();
-            (db, key, "SQLite")
-        }
-    }
-}
-
-/// A client that sends the admin token with every request.
-fn authenticated_client(token: &str) -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    let mut value: reqwest::header::HeaderValue = format!("Bearer {token}").parse().unwrap();
-    value.set_sensitive(true);
-    headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
 }
 
 #[tokio::main]

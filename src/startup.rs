@@ -171,20 +171,33 @@ async fn bootstrap(service: &Service, settings: &Settings) -> Result<(), Startup
     if service.has_global_tokens().await.map_err(failed)? {
         return Ok(());
     }
+    // The file first (it must not exist yet), so that a token is never created that nobody
+    // can read.
+    let mut handle = crate::crypto::create_private(&file).map_err(|e| {
+        StartupError::Bootstrap(format!(
+            "cannot create {} for the first admin token: {e} (if it is stale, remove it)",
+            file.display()
+        ))
+    })?;
     let name = "admin".parse().map_err(StartupError::Bootstrap)?;
-    let secret = service
-        .create_admin_token(name, &caller, None)
-        .await
-        .map_err(failed)?;
-    let written = crate::crypto::create_private(&file).and_then(|mut f| {
+    let secret = match service.create_admin_token(name, &caller, None).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            drop(handle);
+            let _ = std::fs::remove_file(&file);
+            return Err(failed(e));
+        }
+    };
+    let written = {
         use std::io::Write;
-        f.write_all(secret.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()
-    });
+        handle
+            .write_all(secret.as_bytes())
+            .and_then(|()| handle.write_all(b"\n"))
+            .and_then(|()| handle.sync_all())
+    };
     written.map_err(|e| {
         StartupError::Bootstrap(format!(
-            "cannot write the admin token to {}: {e} (remove the file if it is stale)",
+            "cannot write the admin token to {}: {e}; create one with `meshintent token create --admin`",
             file.display()
         ))
     })?;

@@ -13,8 +13,8 @@ use super::inbound::InboundIntentSpec;
 use super::model::{ClientModel, InboundModel, IntentSetModel, SetAddress};
 use super::names::Name;
 use super::resource::Metadata;
-use super::rules;
 use super::violations::{FieldError, Violations, prefixed};
+use super::{rules, tenancy};
 use crate::error::Error;
 
 /// A whole intent tree in one document: clusters, and projects with everything under them.
@@ -136,7 +136,32 @@ impl IntentDocument {
             &mut v,
         );
         let mut sets = Vec::new();
+        // Tenancy as the API enforces it: each namespace in one project, apps in their own.
+        let mut owners: BTreeMap<&Name, &Name> = BTreeMap::new();
         for (p, project) in self.projects.iter().enumerate() {
+            v.extend(prefixed(
+                &format!("/projects/{p}"),
+                tenancy::check_project_namespaces(&project.spec, &clusters),
+            ));
+            for (i, ns) in project.spec.namespaces.iter().enumerate() {
+                if let Some(owner) = owners.insert(ns, &project.metadata.name)
+                    && owner != &project.metadata.name
+                {
+                    v.check(
+                        true,
+                        format!("/projects/{p}/spec/namespaces/{i}"),
+                        format!("namespace \"{ns}\" belongs to project \"{owner}\" as well"),
+                    );
+                }
+            }
+        }
+        for (p, project) in self.projects.iter().enumerate() {
+            let owned: Vec<String> = project
+                .spec
+                .namespaces
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
             let pp = format!("/projects/{p}/compositeApps");
             check_unique(
                 project
@@ -159,6 +184,14 @@ impl IntentDocument {
                 for (a, app) in ca.apps.iter().enumerate() {
                     let ap = format!("{cp}/apps/{a}");
                     v.extend(prefixed(&ap, rules::check_app(&app.spec, &clusters)));
+                    // Offline, a project that declares no namespaces is not restricted (there are
+                    // no other tenants in a file); the API always enforces ownership.
+                    if !owned.is_empty() {
+                        v.extend(prefixed(
+                            &ap,
+                            tenancy::check_app_namespace(&app.spec, &project.metadata.name, &owned),
+                        ));
+                    }
                     app_pointers.insert(app.metadata.name.clone(), ap);
                 }
                 check_unique(
@@ -430,6 +463,19 @@ projects:
             Err(Error::Invalid { errors, .. }) | Err(Error::BadRequest { errors, .. }) => errors,
             other => panic!("expected errors, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn declared_namespaces_bind_apps_offline_too() {
+        let owning = SPEC_EXAMPLE.replace(
+            "  - metadata: {name: shop}\n",
+            "  - metadata: {name: shop}\n    spec: {namespaces: [other]}\n",
+        );
+        let errors = errors_of(&owning);
+        assert_eq!(
+            errors[0].field, "/projects/0/compositeApps/0/apps/0/spec/namespace",
+            "{errors:?}"
+        );
     }
 
     #[test]
