@@ -151,6 +151,17 @@ impl AuthArgs {
         let oidc = match (&self.oidc_issuer, &self.oidc_audience) {
             (None, None) => None,
             (Some(issuer), Some(audience)) if !issuer.is_empty() && !audience.is_empty() => {
+                // A URL with user:password would carry a credential into errors and logs.
+                for (what, value) in [
+                    ("MESHINTENT_OIDC_ISSUER", Some(issuer)),
+                    ("MESHINTENT_OIDC_JWKS", self.oidc_jwks.as_ref()),
+                ] {
+                    if let Some(url) = value.and_then(|v| url::Url::parse(v).ok())
+                        && (!url.username().is_empty() || url.password().is_some())
+                    {
+                        return Err(format!("{what} must not hold a user name or password"));
+                    }
+                }
                 Some(OidcSettings {
                     issuer: issuer.clone(),
                     audience: audience.clone(),
@@ -174,6 +185,8 @@ impl AuthArgs {
     }
 }
 
+// Parsed once at start; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (runs migrations first).

@@ -105,10 +105,18 @@ pub struct Operation {
     pub project: Option<String>,
 }
 
+/// One documented operation: its path template's segments (`None` for a parameter), method,
+/// id, and which segment is `{project}`.
+struct Template {
+    segments: Vec<Option<String>>,
+    method: Method,
+    id: String,
+    project: Option<usize>,
+}
+
 /// The documented operations, for finding which one a request is before routing.
 pub struct OperationTable {
-    /// Template segments (`None` for a parameter), method, operation id, `{project}` index.
-    operations: Vec<(Vec<Option<String>>, Method, String, Option<usize>)>,
+    operations: Vec<Template>,
 }
 
 impl OperationTable {
@@ -130,7 +138,12 @@ impl OperationTable {
             ];
             for (method, op) in methods {
                 if let Some(id) = op.as_ref().and_then(|o| o.operation_id.clone()) {
-                    operations.push((segments.clone(), method, id, project));
+                    operations.push(Template {
+                        segments: segments.clone(),
+                        method,
+                        id,
+                        project,
+                    });
                 }
             }
         }
@@ -139,7 +152,7 @@ impl OperationTable {
 
     /// Every operation id in the document.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.operations.iter().map(|(_, _, id, _)| id.as_str())
+        self.operations.iter().map(|t| t.id.as_str())
     }
 
     /// The operation `method path` is, preferring templates with more literal segments (as
@@ -153,18 +166,18 @@ impl OperationTable {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         self.operations
             .iter()
-            .filter(|(segments, m, _, _)| {
-                m == method
-                    && segments.len() == parts.len()
-                    && segments
+            .filter(|t| {
+                t.method == method
+                    && t.segments.len() == parts.len()
+                    && t.segments
                         .iter()
                         .zip(&parts)
                         .all(|(s, p)| !p.is_empty() && s.as_deref().is_none_or(|s| s == *p))
             })
-            .max_by_key(|(segments, _, _, _)| segments.iter().filter(|s| s.is_some()).count())
-            .map(|(_, _, id, project)| Operation {
-                id: id.clone(),
-                project: project.map(|i| parts[i].to_owned()),
+            .max_by_key(|t| t.segments.iter().filter(|s| s.is_some()).count())
+            .map(|t| Operation {
+                id: t.id.clone(),
+                project: t.project.map(|i| parts[i].to_owned()),
             })
     }
 }

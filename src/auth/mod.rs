@@ -142,13 +142,14 @@ impl Authenticator {
                 })?
         } else if let (Some(verifier), true) = (&self.oidc, oidc::looks_like_jwt(credential)) {
             let identity = verifier.verify(credential).await.map_err(|e| {
-                if let oidc::OidcError::Jwks(cause) = &e {
+                // Why the keys could not be loaded is for the operator, not the caller.
+                let detail = if let oidc::OidcError::Jwks(cause) = &e {
                     tracing::warn!(%cause, "could not refresh the identity provider's keys");
-                }
-                Error::Unauthorized {
-                    detail: format!("the OIDC token is not valid: {e}"),
-                    sent: true,
-                }
+                    "the OIDC token's signing key could not be checked; retry later".to_owned()
+                } else {
+                    format!("the OIDC token is not valid: {e}")
+                };
+                Error::Unauthorized { detail, sent: true }
             })?;
             svc.principal_for_user(&identity.username, &identity.groups)
                 .await?

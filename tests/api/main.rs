@@ -16,6 +16,8 @@ mod concurrency;
 mod crud;
 mod deploy;
 mod manifests;
+mod migration;
+mod oidc;
 mod openapi;
 mod process;
 mod scenarios;
