@@ -1060,3 +1060,78 @@ both_backends!(failed_authentication_is_rate_limited_per_address, |app| {
     // Even a good credential from that address waits (the limit is per address).
     app.get("/v2/clusters").await.expect(429);
 });
+
+both_backends!(
+    the_served_document_declares_bearer_security_on_every_v2_operation,
+    |app| {
+        let doc = app
+            .request_as(None, Method::GET, "/api-docs/openapi.json", None)
+            .await
+            .expect(200)
+            .body;
+        let scheme = &doc["components"]["securitySchemes"]["bearer"];
+        assert_eq!(scheme["type"], "http");
+        assert_eq!(scheme["scheme"], "bearer");
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if !path.starts_with("/v2/") {
+                    assert!(op.get("security").is_none(), "{method} {path} is open");
+                    continue;
+                }
+                operations += 1;
+                assert_eq!(op["security"], json!([{"bearer": []}]), "{method} {path}");
+                for status in ["401", "403", "429"] {
+                    assert!(
+                        op["responses"][status]["content"]["application/problem+json"].is_object(),
+                        "{method} {path} does not document {status}"
+                    );
+                }
+                if op.get("requestBody").is_some() {
+                    assert!(op["responses"]["413"].is_object(), "{method} {path}: 413");
+                }
+            }
+        }
+        assert!(operations > 60);
+    }
+);
+
+both_backends!(
+    a_revoked_token_is_refused_by_every_replica_within_5_seconds,
+    |app| {
+        let other_replica = app.another().await;
+        let created = app
+            .post(
+                "/v2/tokens",
+                json!({"metadata": {"name": "short-lived"}, "spec": {"roles": ["reader"]}}),
+            )
+            .await
+            .expect(201);
+        let secret = created.body["status"]["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // The other replica has it cached now.
+        other_replica
+            .request_as(Some(&secret), Method::GET, "/v2/clusters", None)
+            .await
+            .expect(200);
+        app.delete("/v2/tokens/short-lived").await.expect(204);
+        let revoked = std::time::Instant::now();
+        loop {
+            let status = other_replica
+                .request_as(Some(&secret), Method::GET, "/v2/clusters", None)
+                .await
+                .status;
+            if status == 401 {
+                break;
+            }
+            assert_eq!(status, 200);
+            assert!(
+                revoked.elapsed() < std::time::Duration::from_secs(5),
+                "still accepted 5 s after revocation"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+);

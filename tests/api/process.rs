@@ -92,6 +92,45 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
         .await
         .unwrap();
 
+    // A token's secret travels in the one response that creates it, and nowhere in the logs;
+    // nor does a wrong credential someone sends.
+    let created = read(
+        client
+            .post(format!("{base}/v2/tokens"))
+            .bearer_auth(&admin)
+            .json(&json!({"metadata": {"name": "ci"}, "spec": {"roles": ["reader"]}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(201);
+    let ci = created.body["status"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    read(
+        client
+            .get(format!("{base}/v2/clusters"))
+            .bearer_auth(&ci)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(200);
+    let wrong = format!("mi_{}", "W".repeat(43));
+    read(
+        client
+            .get(format!("{base}/v2/clusters"))
+            .bearer_auth(&wrong)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(401);
+
     // The embedded default: database and a private key file in the working directory.
     assert!(dir.join("meshintent.db").exists());
     let key = dir.join("meshintent.key");
@@ -135,7 +174,12 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
         "requests are logged:\n{logs}"
     );
     assert!(!logs.contains(TOKEN), "a secret reached the logs:\n{logs}");
-    assert!(!logs.contains(&admin), "the admin token reached the logs");
+    for secret in [&admin, &ci, &wrong] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a credential reached the logs"
+        );
+    }
     assert!(
         logs.contains("meshintent.admin-token"),
         "the token file's path is logged:\n{logs}"
