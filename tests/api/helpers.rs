@@ -32,7 +32,8 @@ pub struct TestApp {
     /// Removed with the last app on the directory.
     owns_dir: bool,
     running: Option<meshintent::startup::RunningApplication>,
-    secret_key: SecretKeySource,
+    /// What the server was started with (another replica starts with the same).
+    settings: Settings,
 }
 
 #[derive(Clone)]
@@ -120,21 +121,6 @@ pub async fn start_with(settings: &Settings) -> (String, meshintent::startup::Ru
     (address, app.spawn())
 }
 
-async fn start(
-    database: &DatabaseLocation,
-    secret_key: &SecretKeySource,
-    worker: bool,
-    token: &str,
-) -> (String, meshintent::startup::RunningApplication) {
-    start_with(&test_settings(
-        database,
-        secret_key,
-        worker,
-        Some(token.to_owned()),
-    ))
-    .await
-}
-
 impl TestApp {
     /// A store on the app's database, for looking under the API.
     pub async fn store(&self) -> meshintent::store::Store {
@@ -155,7 +141,9 @@ impl TestApp {
 
     /// Another server (and worker) on the same database, as a second replica or a restart.
     pub async fn another(&self) -> TestApp {
-        let (address, running) = start(&self.database, &self.secret_key, true, &self.token).await;
+        let mut settings = self.settings.clone();
+        settings.worker = Some(test_worker_settings());
+        let (address, running) = start_with(&settings).await;
         TestApp {
             address,
             client: reqwest::Client::new(),
@@ -165,7 +153,7 @@ impl TestApp {
             dir: self.dir.clone(),
             owns_dir: false,
             running: Some(running),
-            secret_key: self.secret_key.clone(),
+            settings,
         }
     }
 
@@ -217,6 +205,17 @@ pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
 
 /// Like `spawn_app`, choosing whether the app runs a deploy worker.
 pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Option<TestApp> {
+    spawn_app_configured(backend, test, worker, |_, _| {}).await
+}
+
+/// Like `spawn_app_with`; `configure` may change the settings (given the test's directory)
+/// before the server starts.
+pub async fn spawn_app_configured(
+    backend: Backend,
+    test: &str,
+    worker: bool,
+    configure: impl FnOnce(&mut Settings, &std::path::Path),
+) -> Option<TestApp> {
     let dir = std::env::temp_dir().join(format!("meshintent-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let (location, secret_key) = match backend {
@@ -243,7 +242,9 @@ pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Optio
         }
     };
     let token = new_token_secret();
-    let (address, running) = start(&location, &secret_key, worker, &token).await;
+    let mut settings = test_settings(&location, &secret_key, worker, Some(token.clone()));
+    configure(&mut settings, &dir);
+    let (address, running) = start_with(&settings).await;
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
@@ -253,7 +254,7 @@ pub async fn spawn_app_with(backend: Backend, test: &str, worker: bool) -> Optio
         dir,
         owns_dir: true,
         running: Some(running),
-        secret_key,
+        settings,
     })
 }
 

@@ -3,20 +3,16 @@
 //! (401 with `error="invalid_token"`, audited as `denied`), key rotation, and that a JWT never
 //! comes back in a response.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use meshintent::auth::oidc::{JwksSource, OidcSettings};
-use meshintent::configuration::{DatabaseSettings, SecretKeySource};
-use meshintent::crypto::SecretBox;
-use meshintent::startup::RunningApplication;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{self, Backend, CA, DatabaseLocation, Reply};
+use crate::helpers::{self, Backend, CA, Reply, TestApp};
 
 const ISSUER: &str = "https://idp.example.com";
 const AUDIENCE: &str = "meshintent";
@@ -73,39 +69,18 @@ fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
 }
 
-/// Appends `test` to `MESHINTENT_TEST_PG_LOG`, exactly as helpers.rs does for its PostgreSQL
-/// runs, so CI sees that this PostgreSQL test ran.
-fn record_postgres_run(test: &str) {
-    if let Ok(path) = std::env::var("MESHINTENT_TEST_PG_LOG") {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("open MESHINTENT_TEST_PG_LOG");
-        writeln!(file, "{test}").expect("write MESHINTENT_TEST_PG_LOG");
-    }
-}
-
 /// A server with OIDC on, its JWKS a private copy of `jwks.json`.
 struct OidcApp {
-    address: String,
-    client: reqwest::Client,
-    /// The admin API token (bootstrap).
-    token: String,
+    app: TestApp,
     /// The JWKS file the server reads (overwrite it to rotate keys).
     jwks: PathBuf,
-    dir: PathBuf,
-    running: Option<RunningApplication>,
 }
 
-impl Drop for OidcApp {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(running.kill());
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for OidcApp {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
     }
 }
 
@@ -113,78 +88,24 @@ impl OidcApp {
     /// Starts the app on `backend` with the user name taken from `username_claim`, or returns
     /// None when PostgreSQL tests are not enabled.
     async fn spawn(backend: Backend, test: &str, username_claim: &str) -> Option<OidcApp> {
-        let dir = std::env::temp_dir().join(format!("meshintent-oidc-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (location, secret_key) = match backend {
-            Backend::Sqlite => {
-                let path = dir.join("meshintent.db");
-                let db = DatabaseSettings::Sqlite { path: path.clone() };
-                let key = SecretKeySource::resolve(None, &db).unwrap();
-                (DatabaseLocation::Sqlite(path), key)
-            }
-            Backend::Postgres => {
-                let Some(base) = helpers::postgres_url() else {
-                    eprintln!(
-                        "{test}: PostgreSQL run skipped (set MESHINTENT_TEST_POSTGRES to enable)"
-                    );
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return None;
-                };
-                record_postgres_run(test);
-                let url = helpers::fresh_postgres_schema(&base).await;
-                (
-                    DatabaseLocation::Postgres(url),
-                    SecretKeySource::Value(SecretBox::generate_key()),
-                )
-            }
-        };
-        let jwks = dir.join("jwks.json");
-        std::fs::copy(fixture("jwks.json"), &jwks).unwrap();
-        let token = helpers::new_token_secret();
-        let mut settings =
-            helpers::test_settings(&location, &secret_key, false, Some(token.clone()));
-        settings.auth.oidc = Some(OidcSettings {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            jwks: JwksSource::File(jwks.clone()),
-            username_claim: username_claim.into(),
-            groups_claim: "groups".into(),
-        });
-        let (address, running) = helpers::start_with(&settings).await;
-        Some(OidcApp {
-            address,
-            client: reqwest::Client::new(),
-            token,
-            jwks,
-            dir,
-            running: Some(running),
+        let mut jwks = PathBuf::new();
+        let app = helpers::spawn_app_configured(backend, test, false, |settings, dir| {
+            jwks = dir.join("jwks.json");
+            std::fs::copy(fixture("jwks.json"), &jwks).unwrap();
+            settings.auth.oidc = Some(OidcSettings {
+                issuer: ISSUER.into(),
+                audience: AUDIENCE.into(),
+                jwks: JwksSource::File(jwks.clone()),
+                username_claim: username_claim.into(),
+                groups_claim: "groups".into(),
+            });
         })
+        .await?;
+        Some(OidcApp { app, jwks })
     }
 
     async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
-            running.kill().await;
-        }
-    }
-
-    /// A request with `token` as the bearer credential (None: no credential).
-    async fn request_as(
-        &self,
-        token: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.address));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        helpers::read(req.send().await.expect("request sent")).await
+        self.app.kill().await;
     }
 
     async fn get_as(&self, token: &str, path: &str) -> Reply {
@@ -194,16 +115,6 @@ impl OidcApp {
     async fn post_as(&self, token: &str, path: &str, body: Value) -> Reply {
         self.request_as(Some(token), Method::POST, path, Some(&body))
             .await
-    }
-
-    /// A GET with the admin token.
-    async fn get(&self, path: &str) -> Reply {
-        self.get_as(&self.token.clone(), path).await
-    }
-
-    /// A POST with the admin token.
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        self.post_as(&self.token.clone(), path, body).await
     }
 
     /// Cluster cluster01, project `shop` owning namespace `default`, composite app storefront
