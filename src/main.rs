@@ -148,9 +148,10 @@ struct AuthArgs {
 impl AuthArgs {
     fn settings(&self) -> Result<meshintent::auth::AuthSettings, String> {
         use meshintent::auth::oidc::OidcSettings;
-        let oidc = match (&self.oidc_issuer, &self.oidc_audience) {
+        let set = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let oidc = match (&set(&self.oidc_issuer), &set(&self.oidc_audience)) {
             (None, None) => None,
-            (Some(issuer), Some(audience)) if !issuer.is_empty() && !audience.is_empty() => {
+            (Some(issuer), Some(audience)) => {
                 // A URL with user:password would carry a credential into errors and logs.
                 for (what, value) in [
                     ("MESHINTENT_OIDC_ISSUER", Some(issuer)),
@@ -170,7 +171,6 @@ impl AuthArgs {
                     groups_claim: self.oidc_groups_claim.clone(),
                 })
             }
-            (Some(i), None) if i.is_empty() => None,
             _ => {
                 return Err(
                     "MESHINTENT_OIDC_ISSUER and MESHINTENT_OIDC_AUDIENCE go together".into(),

@@ -142,8 +142,8 @@ impl Application {
     }
 }
 
-/// Creates the first admin token: the operator's `MESHINTENT_BOOTSTRAP_TOKEN` if no token has
-/// that secret yet; else, with the embedded default and no global token at all, a new one
+/// Creates the first admin token: the operator's `MESHINTENT_BOOTSTRAP_TOKEN`, once (revoking it
+/// lasts; of replicas starting together one creates it); else, with the embedded default and no global token at all, a new one
 /// written to `meshintent.admin-token` (mode 0600) beside the database. Only the file's path
 /// is logged, never a token.
 async fn bootstrap(service: &Service, settings: &Settings) -> Result<(), StartupError> {
@@ -154,15 +154,27 @@ async fn bootstrap(service: &Service, settings: &Settings) -> Result<(), Startup
         .as_deref()
         .filter(|s| !s.is_empty())
     {
-        if !service.token_exists(secret).await.map_err(failed)? {
-            let name = format!("bootstrap-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
-            let name = name.parse().map_err(StartupError::Bootstrap)?;
-            service
-                .create_admin_token(name, &caller, Some(secret.to_owned()))
-                .await
-                .map_err(failed)?;
-            tracing::info!("created the admin token given in MESHINTENT_BOOTSTRAP_TOKEN");
+        if !crate::auth::token::looks_like_token(secret) {
+            return Err(StartupError::Bootstrap(
+                "MESHINTENT_BOOTSTRAP_TOKEN must be mi_ followed by 43 base64url characters (256 random bits)".into(),
+            ));
         }
+        if service.token_exists(secret).await.map_err(failed)? {
+            return Ok(());
+        }
+        if !service.claim_bootstrap(secret).await.map_err(failed)? {
+            tracing::info!(
+                "the MESHINTENT_BOOTSTRAP_TOKEN token was created before and has been revoked (or another replica is creating it); not creating it again"
+            );
+            return Ok(());
+        }
+        let name = format!("bootstrap-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+        let name = name.parse().map_err(StartupError::Bootstrap)?;
+        service
+            .create_admin_token(name, &caller, Some(secret.to_owned()))
+            .await
+            .map_err(failed)?;
+        tracing::info!("created the admin token given in MESHINTENT_BOOTSTRAP_TOKEN");
         return Ok(());
     }
     let Some(file) = settings.database.admin_token_file() else {

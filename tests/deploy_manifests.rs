@@ -1,15 +1,20 @@
 //! Checks of the deployment artefacts under `deploy/`: the Helm chart and the kustomize base must
 //! grant the same RBAC rules, those rules must cover exactly the Istio kinds meshintent writes
 //! (`meshintent::push::kinds::KINDS`), and both Deployments must probe, listen, run and read
-//! their secrets as meshintent needs. Helm is not available here, so the chart's templates are
-//! read as text (see [`strip_go_template`]); the kustomize base is rendered with `kubectl
-//! kustomize` when kubectl is on PATH.
+//! their secrets as meshintent needs, access control included (the bootstrap admin token from a
+//! Secret, the OIDC and limit settings; no literal token anywhere under `deploy/`). Helm is not
+//! available here, so the chart's templates are read as text (see [`strip_go_template`]); the
+//! kustomize base is rendered with `kubectl kustomize` when kubectl is on PATH.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::process::Command;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use meshintent::auth::token::{PREFIX as TOKEN_PREFIX, looks_like_token};
+use meshintent::configuration::DEFAULT_MAX_BODY_BYTES;
 use meshintent::push::kinds::KINDS;
 use serde_json::Value;
 
@@ -23,6 +28,19 @@ const PLACEHOLDER: &str = "__templated__";
 /// apply that creates as create). The rules must grant the required ones and nothing else.
 const REQUIRED_VERBS: [&str; 4] = ["get", "list", "patch", "delete"];
 const ALLOWED_VERBS: [&str; 5] = ["get", "list", "create", "patch", "delete"];
+
+/// The OIDC settings meshintent reads (`AuthArgs` in `src/main.rs`).
+const OIDC_ENV: [&str; 5] = [
+    "MESHINTENT_OIDC_ISSUER",
+    "MESHINTENT_OIDC_AUDIENCE",
+    "MESHINTENT_OIDC_JWKS",
+    "MESHINTENT_OIDC_USERNAME_CLAIM",
+    "MESHINTENT_OIDC_GROUPS_CLAIM",
+];
+
+/// The kustomize base's bootstrap token Secret and its key (the chart's key defaults to the same).
+const BASE_TOKEN_SECRET: &str = "meshintent-bootstrap-token";
+const TOKEN_KEY: &str = "token";
 
 fn path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -92,6 +110,44 @@ fn only<'a>(objects: &'a [Value], kind: &str, source: &str) -> &'a Value {
         found.len()
     );
     found[0]
+}
+
+/// The container named meshintent of a Deployment.
+fn container<'a>(deployment: &'a Value, source: &str) -> &'a Value {
+    deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .and_then(|containers| containers.iter().find(|c| c["name"] == "meshintent"))
+        .unwrap_or_else(|| panic!("{source}: no container named meshintent"))
+}
+
+/// The container's env entries.
+fn env_of(deployment: &Value, source: &str) -> Vec<Value> {
+    container(deployment, source)["env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The env entry `name`.
+fn env_entry<'a>(env: &'a [Value], name: &str, source: &str) -> &'a Value {
+    env.iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{source}: no env entry {name}"))
+}
+
+/// The `secretKeyRef` of an env entry that must come from a Secret, never a literal value.
+fn secret_key_ref<'a>(env: &'a [Value], name: &str, source: &str) -> &'a Value {
+    let entry = env_entry(env, name, source);
+    assert!(
+        entry.get("value").is_none(),
+        "{source}: {name} must not be a literal value"
+    );
+    let reference = &entry["valueFrom"]["secretKeyRef"];
+    assert!(
+        reference["name"].is_string() && reference["key"].is_string(),
+        "{source}: {name} must come from a secretKeyRef naming its Secret and key: {entry}"
+    );
+    reference
 }
 
 /// A rule with every list sorted, e.g. {"apiGroups": [..], "resources": [..], "verbs": [..]}.
@@ -282,6 +338,8 @@ fn assert_deployment(deployment: &Value, source: &str) {
             ),
         }
     }
+    // The bootstrap admin token: an env entry of its own from a secretKeyRef, never a literal.
+    secret_key_ref(&env, "MESHINTENT_BOOTSTRAP_TOKEN", source);
 }
 
 #[test]
@@ -355,6 +413,213 @@ fn chart_requires_the_secret_settings() {
     assert!(monitor.starts_with("{{- if .Values.serviceMonitor.enabled }}"));
 }
 
+/// The chart's values.yaml as a value.
+fn chart_values() -> Value {
+    let relative = format!("{CHART}/values.yaml");
+    serde_saphyr::from_str(&read(&relative))
+        .unwrap_or_else(|e| panic!("{relative} is not valid YAML: {e}"))
+}
+
+/// The names of a mapping's keys.
+fn keys(mapping: &Value) -> BTreeSet<&str> {
+    mapping
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn chart_wires_access_control_settings() {
+    let chart = chart_objects("deployment.yaml");
+    let source = "chart deployment.yaml";
+    let env = env_of(only(&chart, "Deployment", source), source);
+
+    let token = secret_key_ref(&env, "MESHINTENT_BOOTSTRAP_TOKEN", source);
+    assert_eq!(
+        token["name"], PLACEHOLDER,
+        "{source}: the token Secret's name"
+    );
+    assert_eq!(token["key"], PLACEHOLDER, "{source}: the token's key");
+
+    // Plain env from values (each rendered only when set, see the template).
+    let settings = OIDC_ENV.iter().chain(&[
+        "MESHINTENT_AUTH_FAILURES_PER_MINUTE",
+        "MESHINTENT_MAX_BODY_BYTES",
+    ]);
+    for name in settings {
+        let entry = env_entry(&env, name, source);
+        assert_eq!(
+            entry["value"], PLACEHOLDER,
+            "{source}: {name} is a value from values.yaml"
+        );
+    }
+
+    let values = chart_values();
+    let auth = &values["auth"];
+    assert_eq!(
+        keys(&auth["bootstrapToken"]),
+        BTreeSet::from(["create", "existingSecret", "key"]),
+        "values.yaml auth.bootstrapToken: no literal token, only where it comes from"
+    );
+    assert_eq!(auth["bootstrapToken"]["create"], true);
+    assert_eq!(auth["bootstrapToken"]["existingSecret"], "");
+    assert_eq!(auth["bootstrapToken"]["key"], TOKEN_KEY);
+    assert!(
+        [
+            "issuer",
+            "audience",
+            "jwks",
+            "jwksConfigMap",
+            "usernameClaim",
+            "groupsClaim"
+        ]
+        .iter()
+        .all(|k| keys(&auth["oidc"]).contains(k)),
+        "values.yaml auth.oidc: {:?}",
+        keys(&auth["oidc"])
+    );
+    assert_eq!(auth["oidc"]["issuer"], "", "OIDC is off by default");
+    assert_eq!(auth["oidc"]["audience"], "", "OIDC is off by default");
+    assert_eq!(
+        values["limits"]["maxBodyBytes"], DEFAULT_MAX_BODY_BYTES as u64,
+        "values.yaml limits.maxBodyBytes shows meshintent's default"
+    );
+
+    let base = base_objects("deployment.yaml");
+    let base_env = env_of(only(&base, "Deployment", "base"), "base");
+    assert_eq!(
+        auth["failuresPerMinute"].as_u64().map(|n| n.to_string()),
+        env_entry(&base_env, "MESHINTENT_AUTH_FAILURES_PER_MINUTE", "base")["value"]
+            .as_str()
+            .map(str::to_owned),
+        "chart and base show the same MESHINTENT_AUTH_FAILURES_PER_MINUTE"
+    );
+}
+
+#[test]
+fn chart_generates_the_bootstrap_token_and_keeps_it() {
+    let relative = format!("{CHART}/templates/bootstrap-token-secret.yaml");
+    let template = read(&relative);
+    assert!(
+        template.starts_with(
+            "{{- if and .Values.auth.bootstrapToken.create (not .Values.auth.bootstrapToken.existingSecret) }}"
+        ),
+        "{relative}: only without existingSecret"
+    );
+    // Kept on upgrades: the Secret is read back from the cluster before generating a new one.
+    assert!(
+        template.contains(r#"lookup "v1" "Secret" .Release.Namespace"#),
+        "{relative}: looks the existing Secret up"
+    );
+    // 43 alphanumerics are base64url characters carrying 43 * log2(62) > 256 bits, the shape
+    // meshintent requires (`mi_` and 43 base64url characters).
+    assert!(
+        template.contains(r#"printf "mi_%s" (randAlphaNum 43)"#),
+        "{relative}: generates mi_ and 43 random characters"
+    );
+    assert!(43.0 * 62f64.log2() >= 256.0);
+    let objects = objects(&strip_go_template(&template), &relative);
+    let secret = only(&objects, "Secret", &relative);
+    assert_eq!(keys(&secret["data"]), BTreeSet::from([PLACEHOLDER]));
+
+    let notes = read(&format!("{CHART}/templates/NOTES.txt"));
+    for needed in [
+        "get secret",
+        "-o jsonpath='{.data.",
+        "base64 -d",
+        "meshintent token create --admin",
+    ] {
+        assert!(
+            notes.contains(needed),
+            "NOTES.txt tells how to get a token: {needed}"
+        );
+    }
+}
+
+#[test]
+fn base_wires_access_control_settings() {
+    let raw = read(&format!("{BASE}/deployment.yaml"));
+    let base = base_objects("deployment.yaml");
+    let source = "kustomize deployment.yaml";
+    let env = env_of(only(&base, "Deployment", source), source);
+
+    let token = secret_key_ref(&env, "MESHINTENT_BOOTSTRAP_TOKEN", source);
+    assert_eq!(token["name"], BASE_TOKEN_SECRET);
+    assert_eq!(token["key"], TOKEN_KEY);
+
+    // OIDC is off in the base (a placeholder issuer would stop every pod); each setting is
+    // there as a commented example for an overlay.
+    for name in OIDC_ENV {
+        assert!(
+            env.iter().all(|e| e["name"] != name),
+            "{source}: {name} must not be active in the base"
+        );
+        assert!(
+            raw.contains(&format!("# - name: {name}")),
+            "{source}: {name} shown as a commented example"
+        );
+    }
+    assert_eq!(
+        env_entry(&env, "MESHINTENT_MAX_BODY_BYTES", source)["value"],
+        DEFAULT_MAX_BODY_BYTES.to_string(),
+        "{source}: MESHINTENT_MAX_BODY_BYTES shows meshintent's default"
+    );
+    env_entry(&env, "MESHINTENT_AUTH_FAILURES_PER_MINUTE", source);
+
+    let kustomization = base_objects("kustomization.yaml");
+    let generators = kustomization[0]["secretGenerator"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let generator = generators
+        .iter()
+        .find(|g| g["name"] == BASE_TOKEN_SECRET)
+        .unwrap_or_else(|| panic!("kustomization.yaml generates no {BASE_TOKEN_SECRET}"));
+    let literals: Vec<&str> = generator["literals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        literals,
+        [format!("{TOKEN_KEY}=CHANGE-ME")],
+        "{BASE_TOKEN_SECRET}: a placeholder meshintent refuses, replaced in an overlay"
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path, found: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            files_under(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_literal_api_token_in_deployment_files() {
+    let mut files = vec![path("docs/deploy.md")];
+    files_under(&path("deploy"), &mut files);
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for (at, _) in text.match_indices(TOKEN_PREFIX) {
+            let candidate: String = text[at..].chars().take(TOKEN_PREFIX.len() + 43).collect();
+            assert!(
+                !looks_like_token(&candidate),
+                "{} holds what looks like an API token at byte {at}: generate tokens, never write them down",
+                file.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn base_renders_with_kubectl_kustomize() {
     let output = match Command::new("kubectl")
@@ -398,14 +663,49 @@ fn base_renders_with_kubectl_kustomize() {
     let deployment = only(&rendered, "Deployment", "rendered base");
     assert_deployment(deployment, "rendered kustomize Deployment");
     assert_eq!(deployment["metadata"]["namespace"], "meshintent");
-    // The generated Secret's name carries a hash suffix, which must reach the references.
-    let secret = only(&rendered, "Secret", "rendered base")["metadata"]["name"].clone();
-    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
-    for entry in env.as_array().into_iter().flatten() {
-        if let Some(name) = entry["valueFrom"]["secretKeyRef"].get("name") {
-            assert_eq!(name, &secret, "secret reference of {}", entry["name"]);
+    // The generated Secrets' names carry a hash suffix, which must reach the references: every
+    // secretKeyRef names a rendered Secret that has the key.
+    let secrets: BTreeMap<&str, &Value> = rendered
+        .iter()
+        .filter(|o| o["kind"] == "Secret")
+        .filter_map(|o| Some((o["metadata"]["name"].as_str()?, &o["data"])))
+        .collect();
+    let env = env_of(deployment, "rendered base");
+    for entry in &env {
+        let reference = &entry["valueFrom"]["secretKeyRef"];
+        if let Some(name) = reference["name"].as_str() {
+            let data = secrets.get(name).unwrap_or_else(|| {
+                panic!(
+                    "{} refers to Secret {name}, which the base does not render (it has {:?})",
+                    entry["name"],
+                    secrets.keys()
+                )
+            });
+            let key = reference["key"].as_str().unwrap_or_default();
+            assert!(
+                data.get(key).is_some(),
+                "Secret {name} lacks key {key} for {}",
+                entry["name"]
+            );
         }
     }
+    // The bootstrap token Secret holds a placeholder that meshintent refuses: the base never
+    // ships a usable admin token.
+    let reference = secret_key_ref(&env, "MESHINTENT_BOOTSTRAP_TOKEN", "rendered base");
+    let name = reference["name"].as_str().unwrap_or_default();
+    assert!(
+        name.starts_with(&format!("{BASE_TOKEN_SECRET}-")),
+        "the bootstrap token comes from the generated {BASE_TOKEN_SECRET}, not {name}"
+    );
+    let encoded = secrets[name][TOKEN_KEY].as_str().unwrap_or_default();
+    let placeholder = BASE64
+        .decode(encoded.split_whitespace().collect::<String>())
+        .expect("the bootstrap token is base64");
+    let placeholder = String::from_utf8(placeholder).expect("the bootstrap token is text");
+    assert!(
+        placeholder.contains("CHANGE-ME") && !looks_like_token(&placeholder),
+        "the base's bootstrap token must be a CHANGE-ME placeholder, not a token"
+    );
     let source = "rendered ClusterRole";
     let role = normalized_rules(only(&rendered, "ClusterRole", source), source);
     assert_eq!(role, base_rules());

@@ -35,6 +35,13 @@ CREATE TABLE token_secrets (
     CONSTRAINT token_secrets_unique_hash UNIQUE (hash)
 );
 
+-- Secrets of MESHINTENT_BOOTSTRAP_TOKEN already turned into a token: each is created once, so
+-- revoking it lasts across restarts (and of two replicas starting together, one creates it).
+CREATE TABLE bootstrap_tokens (
+    hash       BYTEA PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
 -- Every change, and every refused attempt. Immutable: the triggers below refuse UPDATE and
 -- DELETE.
 CREATE TABLE audit_events (

@@ -29,6 +29,13 @@ CREATE TABLE token_secrets (
     CONSTRAINT token_secrets_unique_hash UNIQUE (hash)
 );
 
+-- Secrets of MESHINTENT_BOOTSTRAP_TOKEN already turned into a token: each is created once, so
+-- revoking it lasts across restarts (and of two replicas starting together, one creates it).
+CREATE TABLE bootstrap_tokens (
+    hash       BLOB PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+
 CREATE TABLE audit_events (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     time            TEXT NOT NULL,

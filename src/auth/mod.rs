@@ -98,13 +98,16 @@ impl Authenticator {
         if !self.settings.enabled {
             return Ok(Principal::system("auth-disabled"));
         }
-        if let Some(retry_after) = peer.and_then(|p| self.failures.blocked(p)) {
+        let blocked = peer.and_then(|p| self.failures.blocked(p));
+        let result = self.resolve(svc, authorization, blocked.is_some()).await;
+        if let Some(retry_after) = blocked
+            && result.is_err()
+        {
             return Err(Error::TooManyRequests {
                 detail: "too many failed authentications from this address; retry later".into(),
                 retry_after_secs: retry_after.as_secs().max(1),
             });
         }
-        let result = self.resolve(svc, authorization).await;
         // Only wrong credentials count: a request without one guesses nothing.
         if let (Err(Error::Unauthorized { sent: true, .. }), Some(peer)) = (&result, peer) {
             self.failures.record(peer);
@@ -112,7 +115,15 @@ impl Authenticator {
         result
     }
 
-    async fn resolve(&self, svc: &Service, authorization: Option<&str>) -> Result<Principal> {
+    /// With `cached_only` (an address over its failure limit), only credentials this replica
+    /// validated in the last seconds are accepted: callers sharing the address (behind a proxy)
+    /// keep working, while new guesses cost no database or signature work and learn nothing.
+    async fn resolve(
+        &self,
+        svc: &Service,
+        authorization: Option<&str>,
+        cached_only: bool,
+    ) -> Result<Principal> {
         let Some(header) = authorization else {
             return Err(Error::Unauthorized {
                 detail: "this endpoint needs a credential: send Authorization: Bearer <API token or OIDC token>".into(),
@@ -132,6 +143,12 @@ impl Authenticator {
         let generation = svc.access_generation();
         if let Some(principal) = self.cached(&key, generation) {
             return Ok(principal);
+        }
+        if cached_only {
+            return Err(Error::Unauthorized {
+                detail: "refused while this address is over its failed-authentication limit".into(),
+                sent: true,
+            });
         }
         let principal = if token::looks_like_token(credential) {
             svc.authenticate_token(credential)

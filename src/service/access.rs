@@ -308,6 +308,15 @@ impl Service {
         Ok(tx.count_global_tokens().await? > 0)
     }
 
+    /// Claims the bootstrap secret for creating its token once. False when it was claimed
+    /// before: the token exists, or was revoked and must stay so.
+    pub async fn claim_bootstrap(&self, secret: &str) -> Result<bool> {
+        let mut tx = self.store.begin_write().await?;
+        let claimed = tx.claim_bootstrap(&token::hash(secret)).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
     /// Whether a token with this secret exists.
     pub async fn token_exists(&self, secret: &str) -> Result<bool> {
         let mut tx = self.store.begin_read().await?;

@@ -245,6 +245,22 @@ impl Tx {
         Ok(())
     }
 
+    /// Records that the bootstrap secret with this hash is being turned into a token. False if
+    /// it was before (by this or another replica).
+    pub async fn claim_bootstrap(&mut self, hash: &[u8]) -> StoreResult<bool> {
+        let done = on_conn!(self, |c| {
+            sqlx::query(
+                "INSERT INTO bootstrap_tokens (hash, created_at) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(now())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
     /// How many global (admin-capable) tokens exist: bootstrap only runs on none.
     pub async fn count_global_tokens(&mut self) -> StoreResult<i64> {
         let n = on_conn!(self, |c| {

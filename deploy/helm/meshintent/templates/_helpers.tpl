@@ -97,3 +97,80 @@ is stable.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The Secret with the bootstrap admin token: auth.bootstrapToken.existingSecret, else the chart's
+own when auth.bootstrapToken.create, else nothing (no MESHINTENT_BOOTSTRAP_TOKEN).
+*/}}
+{{- define "meshintent.bootstrapTokenSecretName" -}}
+{{- if .Values.auth.bootstrapToken.existingSecret }}
+{{- .Values.auth.bootstrapToken.existingSecret }}
+{{- else if .Values.auth.bootstrapToken.create }}
+{{- printf "%s-bootstrap-token" (include "meshintent.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The key of the bootstrap token in its Secret (a valid Secret key).
+*/}}
+{{- define "meshintent.bootstrapTokenKey" -}}
+{{- $key := toString (required "auth.bootstrapToken.key must name the key of the token in its Secret" .Values.auth.bootstrapToken.key) }}
+{{- if not (regexMatch "^[-._a-zA-Z0-9]+$" $key) }}
+{{- fail (printf "auth.bootstrapToken.key %q is not a valid Secret key (letters, digits, '-', '_', '.')" $key) }}
+{{- end }}
+{{- $key }}
+{{- end }}
+
+{{/*
+"true" when OIDC is enabled (auth.oidc.issuer and auth.oidc.audience set), else empty. Fails when
+only one of them is set: meshintent refuses to start then.
+*/}}
+{{- define "meshintent.oidcEnabled" -}}
+{{- $oidc := .Values.auth.oidc }}
+{{- if and $oidc.issuer $oidc.audience }}
+{{- "true" }}
+{{- else if or $oidc.issuer $oidc.audience }}
+{{- fail "set both auth.oidc.issuer and auth.oidc.audience (or neither, for API tokens only)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ConfigMap holding the OIDC JWKS (auth.oidc.jwksConfigMap.name) when OIDC is enabled, else
+empty.
+*/}}
+{{- define "meshintent.oidcJwksConfigMap" -}}
+{{- if include "meshintent.oidcEnabled" . }}
+{{- with .Values.auth.oidc.jwksConfigMap }}
+{{- .name }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+MESHINTENT_OIDC_JWKS: the mounted ConfigMap's file, else auth.oidc.jwks, else empty (discovery).
+*/}}
+{{- define "meshintent.oidcJwks" -}}
+{{- if include "meshintent.oidcJwksConfigMap" . }}
+{{- if .Values.auth.oidc.jwks }}
+{{- fail "set auth.oidc.jwks or auth.oidc.jwksConfigMap.name, not both" }}
+{{- end }}
+{{- "/etc/meshintent/oidc/jwks.json" }}
+{{- else }}
+{{- .Values.auth.oidc.jwks }}
+{{- end }}
+{{- end }}
+
+{{/*
+A positive integer setting as a quoted env value. Numbers from values.yaml are float64 and would
+print large ones as 1.048576e+06, so they go through int64 (which also turns text that is no
+number into 0, refused here). Call with (list "the.value.path" value).
+*/}}
+{{- define "meshintent.positiveInt" -}}
+{{- $path := index . 0 }}
+{{- $value := index . 1 }}
+{{- $number := int64 $value }}
+{{- if le $number 0 }}
+{{- fail (printf "%s must be a positive whole number, not %v" $path $value) }}
+{{- end }}
+{{- $number | toString | quote }}
+{{- end }}
