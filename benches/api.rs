@@ -81,6 +81,7 @@ async fn run(mode: Mode) -> Figures {
         },
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         bootstrap_token: Some(admin.clone()),
+        metrics_listen: None,
     };
     let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -73,6 +73,7 @@ async fn main() {
         auth: meshintent::auth::AuthSettings::default(),
         max_body_bytes: meshintent::configuration::DEFAULT_MAX_BODY_BYTES,
         bootstrap_token: Some(token.clone()),
+        metrics_listen: None,
     };
     let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -121,6 +121,8 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// Largest request body accepted (`MESHINTENT_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Serve `/metrics` on this address instead of the API's (`MESHINTENT_METRICS_LISTEN`).
+    pub metrics_listen: Option<String>,
     /// An admin token to create at start if no token has its secret
     /// (`MESHINTENT_BOOTSTRAP_TOKEN`, e.g. from a Kubernetes Secret).
     pub bootstrap_token: Option<String>,

@@ -203,6 +203,9 @@ enum Command {
         /// Seconds to wait for requests in flight on shutdown.
         #[arg(long, env = "MESHINTENT_SHUTDOWN_TIMEOUT", default_value_t = 30)]
         shutdown_timeout: u64,
+        /// Serve /metrics on this address (e.g. 0.0.0.0:9090) instead of the API's.
+        #[arg(long, env = "MESHINTENT_METRICS_LISTEN")]
+        metrics_listen: Option<String>,
         /// HTTP worker threads (default: one per CPU).
         #[arg(long, env = "MESHINTENT_WORKERS")]
         workers: Option<usize>,
@@ -410,6 +413,7 @@ async fn run(command: Command) -> Result<(), String> {
             secret_key,
             shutdown_timeout,
             workers,
+            metrics_listen,
             deploy,
             auth,
         } => {
@@ -428,6 +432,7 @@ async fn run(command: Command) -> Result<(), String> {
                 auth: auth.settings()?,
                 max_body_bytes: auth.max_body_bytes.max(1024),
                 bootstrap_token: auth.bootstrap_token.clone(),
+                metrics_listen: metrics_listen.filter(|a| !a.is_empty()),
             };
             let app = Application::build(&settings)
                 .await

@@ -40,6 +40,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener, with its port.
+    metrics: Option<(Server, u16)>,
     service: Service,
     worker: Option<crate::worker::WorkerHandle>,
 }
@@ -47,7 +49,10 @@ pub struct Application {
 /// A running application (for tests: stop it, or kill it as a crash would).
 pub struct RunningApplication {
     pub port: u16,
+    /// The metrics listener's port, when it has one.
+    pub metrics_port: Option<u16>,
     server: actix_web::dev::ServerHandle,
+    metrics: Option<actix_web::dev::ServerHandle>,
     worker: Option<crate::worker::WorkerHandle>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -59,6 +64,9 @@ impl RunningApplication {
             worker.kill();
         }
         self.server.stop(false).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.stop(false).await;
+        }
         let _ = self.task.await;
     }
 }
@@ -85,6 +93,34 @@ impl Application {
         let port = listener.local_addr().map_err(listen_error)?.port();
         let server =
             run(listener, service.clone(), authenticator, settings).map_err(listen_error)?;
+        let metrics = match &settings.metrics_listen {
+            Some(address) => {
+                let error = |source| StartupError::Listen {
+                    address: address.clone(),
+                    source,
+                };
+                let listener = TcpListener::bind(address).map_err(error)?;
+                let port = listener.local_addr().map_err(error)?.port();
+                let service = web::Data::new(service.clone());
+                let mut metrics = HttpServer::new(move || {
+                    App::new().app_data(service.clone()).route(
+                        "/metrics",
+                        web::get().to(|svc: web::Data<Service>| async move {
+                            api::deploy::metrics_response(&svc).await
+                        }),
+                    )
+                })
+                .workers(1)
+                .shutdown_timeout(settings.shutdown_timeout);
+                if !settings.handle_signals {
+                    metrics = metrics.disable_signals();
+                }
+                let server = metrics.listen(listener).map_err(error)?.run();
+                tracing::info!(%address, port, "metrics listening");
+                Some((server, port))
+            }
+            None => None,
+        };
         tracing::info!(address = %settings.listen, port, "listening; API documentation at /swagger-ui/");
         let worker = settings
             .worker
@@ -93,6 +129,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             service,
             worker,
         })
@@ -110,7 +147,15 @@ impl Application {
     /// the worker (a deployment in progress is resumed by another worker, or at the next start,
     /// once its lease runs out) and closes the database pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics.map(|(server, _)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         if let Some(worker) = self.worker {
             worker.stop().await;
         }
@@ -125,9 +170,16 @@ impl Application {
         let Application {
             port,
             server,
+            metrics,
             service,
             worker,
         } = self;
+        let metrics_port = metrics.as_ref().map(|(_, port)| *port);
+        let metrics = metrics.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let task = tokio::spawn(async move {
             let result = server.await;
             service.store().close().await;
@@ -135,7 +187,9 @@ impl Application {
         });
         RunningApplication {
             port,
+            metrics_port,
             server: handle,
+            metrics,
             worker,
             task,
         }
@@ -231,9 +285,14 @@ fn run(
         max_body_bytes: settings.max_body_bytes,
     });
     let max_body = settings.max_body_bytes;
+    let metrics_elsewhere = settings.metrics_listen.is_some();
     let service = web::Data::new(service);
     let mut server = HttpServer::new(move || {
-        let (app, _) = App::new()
+        let mut app = App::new();
+        if metrics_elsewhere {
+            app = app.app_data(web::Data::new(api::deploy::MetricsElsewhere));
+        }
+        let (app, _) = app
             .into_utoipa_app()
             .app_data(service.clone())
             .app_data(routes.clone())

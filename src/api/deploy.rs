@@ -199,11 +199,32 @@ pub async fn deployment_get(
 /// Prometheus metrics.
 #[utoipa::path(
     get, path = "/metrics", tag = "health", operation_id = "metrics", summary = "Prometheus metrics",
-    description = "Deploys by outcome, objects by cluster and result, apply latency, queue depth.",
-    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"))
+    description = "Deploys by outcome, objects by cluster and result, apply latency, queue depth. \
+Not authenticated; with `MESHINTENT_METRICS_LISTEN` set it is served on that listener only (404 here).",
+    responses(
+        (status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 404, description = "Metrics are served on their own listener", body = crate::api::problem::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/metrics")]
-pub async fn metrics(svc: web::Data<Service>) -> HttpResponse {
+pub async fn metrics(
+    svc: web::Data<Service>,
+    placement: Option<web::Data<MetricsElsewhere>>,
+) -> Result<HttpResponse, Error> {
+    if placement.is_some() {
+        return Err(Error::NotFound(
+            "metrics are served on the metrics listener (MESHINTENT_METRICS_LISTEN)".into(),
+        ));
+    }
+    Ok(metrics_response(&svc).await)
+}
+
+/// Marks the API listener when `/metrics` has a listener of its own.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsElsewhere;
+
+/// The Prometheus text, with the queue depth read just now.
+pub async fn metrics_response(svc: &Service) -> HttpResponse {
     let _ = crate::worker::queue_depth(svc.store()).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

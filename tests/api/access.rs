@@ -829,6 +829,18 @@ both_backends!(every_change_is_audited_and_refusals_too, |app| {
     app.delete("/v2/projects/shop/tokens/deployer")
         .await
         .expect(204);
+    app.delete("/v2/projects/shop/role-bindings/alice")
+        .await
+        .expect(204);
+    app.post(
+        &format!("{CA}/traffic-intent-sets"),
+        json!({"metadata": {"name": "gone"}}),
+    )
+    .await
+    .expect(201);
+    app.delete(&format!("{CA}/traffic-intent-sets/gone"))
+        .await
+        .expect(204);
     // A failed write leaves no trace as a change.
     app.post(
         "/v2/clusters",
@@ -886,6 +898,19 @@ both_backends!(every_change_is_audited_and_refusals_too, |app| {
     );
     find("token.create", "/v2/projects/shop/tokens/deployer");
     find("token.revoke", "/v2/projects/shop/tokens/deployer");
+    find(
+        "role-binding.delete",
+        "/v2/projects/shop/role-bindings/alice",
+    );
+    let deleted = find("delete", &format!("{CA}/traffic-intent-sets/gone"));
+    assert_eq!(
+        (
+            deleted["revisionBefore"].clone(),
+            deleted["revisionAfter"].clone(),
+            deleted["status"].clone()
+        ),
+        (json!(1), Value::Null, json!(204))
+    );
     let deployed = find("deploy", SET);
     assert_eq!(deployed["actor"], "token:shop/deployer");
     assert_eq!(deployed["requestId"], "deploy-42");
@@ -1232,5 +1257,48 @@ mod two_replicas_starting_together_share_one_bootstrap_token {
         }
         running_a.kill().await;
         running_b.kill().await;
+    }
+}
+
+mod metrics_can_have_a_listener_of_its_own {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = crate::helpers::spawn_app_configured(
+            crate::helpers::Backend::Sqlite,
+            concat!(module_path!(), "::sqlite"),
+            false,
+            |settings, _| settings.metrics_listen = Some("127.0.0.1:0".into()),
+        )
+        .await
+        .unwrap();
+        let moved = app
+            .request_as(None, Method::GET, "/metrics", None)
+            .await
+            .expect(404);
+        assert!(
+            moved.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("MESHINTENT_METRICS_LISTEN")
+        );
+        let port = app.metrics_port().expect("a metrics port");
+        let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(metrics.status(), 200);
+        assert!(
+            metrics
+                .text()
+                .await
+                .unwrap()
+                .contains("meshintent_queue_depth")
+        );
+        // Nothing else is served there.
+        let other = reqwest::get(format!("http://127.0.0.1:{port}/v2/clusters"))
+            .await
+            .unwrap();
+        assert_eq!(other.status(), 404);
     }
 }

@@ -109,6 +109,7 @@ pub fn test_settings(
         auth: meshintent::auth::AuthSettings::default(),
         max_body_bytes: meshintent::configuration::DEFAULT_MAX_BODY_BYTES,
         bootstrap_token,
+        metrics_listen: None,
     }
 }
 
@@ -155,6 +156,11 @@ impl TestApp {
             running: Some(running),
             settings,
         }
+    }
+
+    /// The port of the metrics listener, when the settings gave it one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.running.as_ref().and_then(|r| r.metrics_port)
     }
 
     /// Stops the server and worker at once, as a crash would (the database stays).

@@ -45,6 +45,13 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read the logs as they come: a full pipe would block the server mid-request.
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).unwrap();
+        logs
+    });
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     // The first start of an empty database wrote an admin token, readable by its owner only.
@@ -154,14 +161,7 @@ async fn binary_starts_with_no_setup_hides_secrets_and_stops_on_sigterm() {
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || {
         let exit = child.wait().unwrap();
-        let mut logs = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .unwrap();
-        (exit, logs)
+        (exit, logs.join().unwrap())
     });
     let (exit, logs) = tokio::time::timeout(Duration::from_secs(20), exit)
         .await
