@@ -75,13 +75,10 @@ impl Error {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
-        match &e {
-            StoreError::Database(sqlx::Error::PoolTimedOut)
-            | StoreError::Database(sqlx::Error::Io(_))
-            | StoreError::Database(sqlx::Error::PoolClosed) => {
-                Error::Unavailable("the database is not reachable".into())
-            }
-            _ => Error::Internal(e.to_string()),
+        if e.is_unavailable() {
+            Error::Unavailable("the database is not reachable".into())
+        } else {
+            Error::Internal(e.to_string())
         }
     }
 }

@@ -54,6 +54,18 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (a 503 rather than a bug).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
+        )
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Clone, Debug)]
