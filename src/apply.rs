@@ -240,13 +240,9 @@ pub async fn apply(
     // Check locally first, with pointers into the document, before anything is written; this
     // also fills the defaults the API fills, so what is sent is what the server stores.
     let mut document = document.clone();
-    document.resolve().map_err(|e| match e {
-        crate::error::Error::Invalid { errors, .. }
-        | crate::error::Error::BadRequest { errors, .. } => {
-            ApplyError::Document(crate::domain::document::describe(&errors))
-        }
-        other => ApplyError::Document(other.to_string()),
-    })?;
+    document
+        .resolve()
+        .map_err(|errors| ApplyError::Document(crate::domain::document::describe(&errors)))?;
     let mut applied = Vec::new();
     let root = ResourcePath::root();
     for cluster in &document.clusters {

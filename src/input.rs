@@ -7,8 +7,16 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::domain::document::IntentDocument;
 use crate::domain::violations::{FieldError, pointer_token, prefixed};
 use crate::error::Error;
+
+impl IntentDocument {
+    /// Reads a document from YAML or JSON text, checking every value.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        from_value(yaml_to_value(text)?, "")
+    }
+}
 
 /// Parses JSON bytes into `T`.
 pub fn from_json_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {

@@ -12,7 +12,7 @@ use crate::generate::{self, Manifests, RenderError, Subject};
 /// alone, jointly for all its sets, so the same document always gives the same addresses.
 pub fn render_document(text: &str) -> Result<Manifests, Error> {
     let mut document = IntentDocument::parse(text)?;
-    let sets = document.resolve()?;
+    let sets = document.resolve().map_err(Error::invalid)?;
     let cluster_pointers: BTreeMap<Name, String> = document
         .clusters
         .iter()

@@ -15,7 +15,6 @@ use super::names::Name;
 use super::resource::Metadata;
 use super::violations::{FieldError, Violations, prefixed};
 use super::{rules, tenancy};
-use crate::error::Error;
 
 /// A whole intent tree in one document: clusters, and projects with everything under them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -100,14 +99,9 @@ pub struct DocumentSet {
 }
 
 impl IntentDocument {
-    /// Reads a document from YAML or JSON text, checking every value.
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        let value = crate::input::yaml_to_value(text)?;
-        crate::input::from_value(value, "")
-    }
-
-    /// Fills defaults and checks every rule; returns each set ready to render.
-    pub fn resolve(&mut self) -> Result<Vec<DocumentSet>, Error> {
+    /// Fills defaults and checks every rule; returns each set ready to render, or every field
+    /// that is wrong (pointers into the document). Reading the text is `crate::input`'s job.
+    pub fn resolve(&mut self) -> Result<Vec<DocumentSet>, Vec<FieldError>> {
         let mut v = Violations::new();
         self.normalize();
         check_unique(
@@ -223,7 +217,7 @@ impl IntentDocument {
                 }
             }
         }
-        v.into_result().map_err(Error::invalid)?;
+        v.into_result()?;
         Ok(sets)
     }
 
@@ -459,8 +453,11 @@ projects:
 "#;
 
     fn errors_of(text: &str) -> Vec<FieldError> {
-        match IntentDocument::parse(text).and_then(|mut d| d.resolve()) {
-            Err(Error::Invalid { errors, .. }) | Err(Error::BadRequest { errors, .. }) => errors,
+        let parsed = IntentDocument::parse(text);
+        match parsed.map(|mut d| d.resolve()) {
+            Ok(Err(errors)) => errors,
+            Err(crate::error::Error::Invalid { errors, .. })
+            | Err(crate::error::Error::BadRequest { errors, .. }) => errors,
             other => panic!("expected errors, got {other:?}"),
         }
     }
