@@ -46,11 +46,12 @@ impl Service {
         let rows = self.resolve_path(&mut tx, path).await?;
         let (set_id, composite_app_id) = set_ids(&rows)?;
         let (model, ids) = load_model(&mut tx, address, composite_app_id, set_id).await?;
-        let needs = generate::vips::needs(&model).map_err(|e| render_error(path, e))?;
+        let plan = generate::SetPlan::new(&model);
+        let needs = plan.vip_needs().map_err(|e| render_error(path, e))?;
         let vips = read_vips(&mut tx, &model, &ids, &needs)
             .await
             .map_err(|e| e.into_error(path))?;
-        let manifests = generate::render(&model, &vips).map_err(|e| render_error(path, e))?;
+        let manifests = generate::render_plan(&plan, &vips).map_err(|e| render_error(path, e))?;
         tx.commit().await?;
         Ok((
             RenderedSet {
@@ -74,11 +75,12 @@ impl Service {
         let (set_id, composite_app_id) = set_ids(&rows)?;
         tx.lock(set_id).await?;
         let (model, ids) = load_model(tx, address, composite_app_id, set_id).await?;
-        let needs = generate::vips::needs(&model).map_err(|e| render_error(path, e))?;
+        let plan = generate::SetPlan::new(&model);
+        let needs = plan.vip_needs().map_err(|e| render_error(path, e))?;
         let vips = allocate(tx, &model, &ids, &needs)
             .await
             .map_err(|e| e.into_error(path))?;
-        let manifests = generate::render(&model, &vips).map_err(|e| render_error(path, e))?;
+        let manifests = generate::render_plan(&plan, &vips).map_err(|e| render_error(path, e))?;
         Ok((
             RenderedSet {
                 model,
@@ -152,7 +154,7 @@ impl Service {
         for (set_path, ca_id, set_id) in sets {
             let address = set_address(&set_path)?;
             let (model, ids) = load_model(tx, address, ca_id, set_id).await?;
-            let Ok(needs) = generate::vips::needs(&model) else {
+            let Ok(needs) = generate::vip_needs(&model) else {
                 continue;
             };
             match allocate(tx, &model, &ids, &needs).await {
