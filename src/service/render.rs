@@ -195,9 +195,15 @@ async fn cluster_filter(tx: &mut Tx, raw: Option<&str>) -> Result<Option<Name>> 
     Ok(Some(name))
 }
 
+/// Why a set's VIPs could not be planned or stored.
+#[derive(Debug, thiserror::Error)]
 enum AllocationError {
+    /// A range has no free address left (a 422 naming the cluster).
+    #[error("a VIP range is full")]
     Render(Vec<RenderError>),
-    Other(Error),
+    /// The store failed, or writes kept racing; the cause is kept.
+    #[error(transparent)]
+    Other(#[from] Error),
 }
 
 impl AllocationError {
@@ -395,4 +401,90 @@ pub fn render_error(set: &ResourcePath, errors: Vec<RenderError>) -> Error {
         *detail = format!("{set} cannot be rendered: {detail}");
     }
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        s.parse().unwrap()
+    }
+
+    fn need(host: &str, intent: &str) -> VipNeed {
+        VipNeed {
+            cluster: name("c"),
+            host: DnsName::try_from(host.to_owned()).unwrap(),
+            intent: name(intent),
+        }
+    }
+
+    fn row(host: &str, address: &str, intent: Uuid) -> VipRow {
+        VipRow {
+            cluster_id: Uuid::nil(),
+            host: host.into(),
+            address: address.into(),
+            intent_id: intent,
+        }
+    }
+
+    #[test]
+    fn plans_keep_free_and_pick_as_the_write_path_stores() {
+        let range: IpNet = "240.240.0.0/16".parse().unwrap();
+        let (ours, theirs) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let set_intents = BTreeSet::from([ours]);
+        let intents = BTreeMap::from([(name("a"), ours)]);
+        let wanted = [
+            need("a.ns.svc", "a"),
+            need("b.ns.svc", "a"),
+            need("s.ns.svc", "a"),
+        ];
+        let wanted: Vec<&VipNeed> = wanted.iter().collect();
+        let rows = vec![
+            row("a.ns.svc", "240.240.0.7", ours),       // kept
+            row("gone.ns.svc", "240.240.0.8", ours),    // ours, no longer needed: freed
+            row("s.ns.svc", "10.0.0.1", theirs),        // wanted but out of range: freed
+            row("other.ns.svc", "240.240.0.9", theirs), // another set's: kept as taken
+        ];
+        let plan = plan_cluster(
+            Uuid::nil(),
+            range,
+            rows.clone(),
+            &set_intents,
+            &wanted,
+            &intents,
+        )
+        .unwrap();
+        assert_eq!(plan.free, ["gone.ns.svc", "s.ns.svc"]);
+        assert_eq!(plan.table[&wanted[0].host].to_string(), "240.240.0.7");
+        let hosts: Vec<&str> = plan.store.iter().map(|r| r.host.as_str()).collect();
+        assert_eq!(hosts, ["b.ns.svc", "s.ns.svc"]);
+        assert!(plan.store.iter().all(|r| r.intent_id == ours));
+        assert!(plan.table.values().all(|ip| range.contains(ip)));
+        let again = plan_cluster(Uuid::nil(), range, rows, &set_intents, &wanted, &intents);
+        assert_eq!(again.unwrap(), plan, "the same rows give the same plan");
+    }
+
+    #[test]
+    fn a_full_range_is_a_render_error_on_the_cluster() {
+        let range: IpNet = "10.0.0.0/30".parse().unwrap();
+        let intents = BTreeMap::from([(name("a"), Uuid::from_u128(1))]);
+        let wanted = [
+            need("a.ns.svc", "a"),
+            need("b.ns.svc", "a"),
+            need("c.ns.svc", "a"),
+        ];
+        let wanted: Vec<&VipNeed> = wanted.iter().collect();
+        let error = plan_cluster(
+            Uuid::nil(),
+            range,
+            Vec::new(),
+            &BTreeSet::new(),
+            &wanted,
+            &intents,
+        )
+        .unwrap_err();
+        assert_eq!(error.field, "/spec/crossCluster/vipRange");
+        assert_eq!(error.subject, Subject::Cluster(name("c")));
+    }
 }
