@@ -99,7 +99,7 @@ fn main() {
     );
 
     let t = Instant::now();
-    let needs = generate::vips::needs(&model).expect("needs");
+    let needs = generate::vip_needs(&model).expect("needs");
     let vips = generate::vips::allocate_offline(&model, &needs).expect("vips");
     let allocation = t.elapsed();
     println!("VIP allocation: {} VIPs in {allocation:.0?}", vips.len());

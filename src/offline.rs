@@ -37,9 +37,14 @@ pub fn render_document(text: &str) -> Result<Manifests, Error> {
         )
     };
 
+    // Each set is planned once: for its VIP needs and for its render.
+    let plans: Vec<generate::SetPlan> = sets
+        .iter()
+        .map(|set| generate::SetPlan::new(&set.model))
+        .collect();
     let mut needs = BTreeSet::new();
-    for set in &sets {
-        needs.extend(generate::vips::needs(&set.model).map_err(|e| fail(set, e))?);
+    for (set, plan) in sets.iter().zip(&plans) {
+        needs.extend(plan.vip_needs().map_err(|e| fail(set, e))?);
     }
     let vips = match sets.first() {
         Some(first) => {
@@ -49,8 +54,8 @@ pub fn render_document(text: &str) -> Result<Manifests, Error> {
     };
 
     let mut merged: Manifests = BTreeMap::new();
-    for set in &sets {
-        let manifests = generate::render(&set.model, &vips).map_err(|e| fail(set, e))?;
+    for (set, plan) in sets.iter().zip(&plans) {
+        let manifests = generate::render_plan(plan, &vips).map_err(|e| fail(set, e))?;
         for (cluster, objects) in manifests {
             merged.entry(cluster).or_default().extend(objects);
         }

@@ -6,7 +6,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::parse_json;
 use super::resources::path_to;
-use super::sets::cluster_param;
 use crate::domain::credentials::{EndpointMapping, Mappings};
 use crate::domain::resource::Kind;
 use crate::error::Error;
@@ -67,8 +66,7 @@ pub async fn client_binding(
         .expect("in path")
         .name
         .clone();
-    let rendered = svc.render(&set_path).await?;
-    let cluster = cluster_param(query.cluster.as_deref(), &rendered.model)?;
+    let (rendered, cluster) = svc.render(&set_path, query.cluster.as_deref()).await?;
     match binding(
         &rendered.model,
         &rendered.vips,

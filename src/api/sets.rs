@@ -8,8 +8,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::resources::path_to;
 use crate::domain::document::IntentDocument;
 use crate::domain::envelopes::TrafficIntentSet;
-use crate::domain::model::IntentSetModel;
-use crate::domain::names::Name;
 use crate::domain::resource::Kind;
 use crate::error::Error;
 use crate::generate::output::{self, ManifestList};
@@ -78,20 +76,6 @@ pub async fn traffic_intent_set_get(
     }
 }
 
-/// The cluster a `?cluster=` parameter names: one of the set's clusters.
-pub(super) fn cluster_param(
-    raw: Option<&str>,
-    model: &IntentSetModel,
-) -> Result<Option<Name>, Error> {
-    raw.map(|raw| {
-        raw.parse::<Name>()
-            .ok()
-            .filter(|n| model.clusters.contains_key(n))
-            .ok_or_else(|| Error::NotFound(format!("cluster \"{raw}\" does not exist")))
-    })
-    .transpose()
-}
-
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ManifestFormat {
@@ -110,7 +94,8 @@ pub struct ManifestsQuery {
     pub cluster: Option<String>,
 }
 
-/// Render the set: the Istio objects each cluster needs. Allocates the VIPs it needs.
+/// Render the set: the Istio objects each cluster needs. Read-only: the VIPs were allocated by
+/// the writes that needed them.
 #[utoipa::path(
     get, path = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/manifests",
     tag = "traffic-intent-sets", operation_id = "traffic_intent_set_manifests",
@@ -141,8 +126,7 @@ pub async fn traffic_intent_set_manifests(
     query: web::Query<ManifestsQuery>,
 ) -> Result<HttpResponse, Error> {
     let path = path_to(&req, Kind::TrafficIntentSet)?;
-    let rendered = svc.render(&path).await?;
-    let cluster = cluster_param(query.cluster.as_deref(), &rendered.model)?;
+    let (rendered, cluster) = svc.render(&path, query.cluster.as_deref()).await?;
     let list = output::list(&rendered.manifests, cluster.as_ref());
     Ok(match query.format.unwrap_or_default() {
         ManifestFormat::Json => HttpResponse::Ok().json(list),

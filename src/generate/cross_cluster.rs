@@ -13,7 +13,7 @@ use crate::istio::{
     TrafficPolicy, VirtualServiceSpec, WorkloadEntry,
 };
 
-use super::emit::Emitter;
+use super::emit::{Emitter, RouteSlot};
 use super::errors::{RenderError, Subject};
 use super::inbound::COLLECTION;
 use super::naming::object_name;
@@ -364,7 +364,16 @@ fn egress_client_side(
             namespace.as_str(),
             &url,
         );
-        out.push(site.name, meta, vs);
+        if host.instance.is_none() {
+            let slot = RouteSlot::InboundToEgress {
+                intent: plan.name.clone(),
+                cluster: site.name.clone(),
+                namespace: namespace.to_string(),
+            };
+            out.push_route_slot(slot, site.name, meta, vs);
+        } else {
+            out.push(site.name, meta, vs);
+        }
     }
     let dr = DestinationRuleSpec {
         host: egress.service.to_string(),

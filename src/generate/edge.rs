@@ -8,7 +8,7 @@ use crate::istio::{
     VirtualServiceSpec,
 };
 
-use super::emit::Emitter;
+use super::emit::{Emitter, RouteSlot};
 use super::inbound::COLLECTION;
 use super::naming::object_name;
 use super::topology::InboundPlan;
@@ -104,10 +104,14 @@ pub fn external_access(plan: &InboundPlan, out: &mut Emitter) {
         }
         let meta = out.meta(
             server.name,
-            object_name(&[plan.name.as_str(), "ingress"]),
+            ingress_vs_name(plan.name.as_str()),
             plan.namespace.as_str(),
             &url,
         );
-        out.push(server.name, meta, vs);
+        let slot = RouteSlot::InboundIngress {
+            intent: plan.name.clone(),
+            cluster: server.name.clone(),
+        };
+        out.push_route_slot(slot, server.name, meta, vs);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::model::IntentSetModel;
 use crate::domain::names::Name;
-use crate::istio::{IstioObject, ObjectMeta, Typed};
+use crate::istio::{IstioObject, ObjectMeta, Typed, VirtualServiceSpec};
 
 use super::errors::RenderError;
 use super::naming;
@@ -14,7 +14,30 @@ use super::output::Manifests;
 pub struct Emitter<'m> {
     pub model: &'m IntentSetModel,
     objects: BTreeMap<Name, Vec<IstioObject>>,
+    /// VirtualServices the routes pass refines, registered by the pass that emitted them: the
+    /// cluster and the index in its objects (objects are only sorted in `finish`).
+    route_slots: BTreeMap<RouteSlot, (Name, usize)>,
     pub errors: Vec<RenderError>,
+}
+
+/// A VirtualService that route intents refine, named by its role rather than its object name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RouteSlot {
+    /// `<intent>-to-egress` of an inbound intent in a client namespace (mode `egressGateway`).
+    InboundToEgress {
+        intent: Name,
+        cluster: Name,
+        namespace: String,
+    },
+    /// `<intent>-ingress` of an inbound intent on a server cluster (external access).
+    InboundIngress { intent: Name, cluster: Name },
+    /// Where an outbound intent's routes land: the egress gateway's VirtualService, or the mesh
+    /// one in a client namespace.
+    Outbound {
+        intent: Name,
+        cluster: Name,
+        namespace: String,
+    },
 }
 
 /// The identity of an object on its cluster.
@@ -40,6 +63,7 @@ impl<'m> Emitter<'m> {
         Self {
             model,
             objects: BTreeMap::new(),
+            route_slots: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -75,9 +99,30 @@ impl<'m> Emitter<'m> {
             .push(IstioObject::from(Typed::new(metadata, spec)));
     }
 
-    /// The objects of a cluster, for passes that refine what earlier passes emitted.
-    pub fn objects_mut(&mut self, cluster: &Name) -> &mut Vec<IstioObject> {
-        self.objects.entry(cluster.clone()).or_default()
+    /// `push` of a VirtualService that the routes pass may refine through `slot`. When two
+    /// objects claim one slot the first keeps it (the duplicate is reported by `finish`).
+    pub fn push_route_slot(
+        &mut self,
+        slot: RouteSlot,
+        cluster: &Name,
+        metadata: ObjectMeta,
+        spec: VirtualServiceSpec,
+    ) {
+        let objects = self.objects.entry(cluster.clone()).or_default();
+        let index = objects.len();
+        objects.push(IstioObject::from(Typed::new(metadata, spec)));
+        self.route_slots
+            .entry(slot)
+            .or_insert_with(|| (cluster.clone(), index));
+    }
+
+    /// The VirtualService registered for `slot`, if an earlier pass emitted one.
+    pub fn route_slot_mut(&mut self, slot: &RouteSlot) -> Option<&mut Typed<VirtualServiceSpec>> {
+        let (cluster, index) = self.route_slots.get(slot)?;
+        match self.objects.get_mut(cluster)?.get_mut(*index)? {
+            IstioObject::VirtualService(vs) => Some(vs),
+            _ => None,
+        }
     }
 
     /// Sorted objects per cluster, or every error found. Two objects with one identity on a

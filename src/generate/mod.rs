@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod naming;
 pub mod outbound;
 pub mod output;
+pub mod plan;
 pub mod policy;
 pub mod routes;
 pub mod topology;
@@ -19,28 +20,35 @@ pub mod vips;
 pub use emit::{identity, sort_objects};
 pub use errors::{RenderError, Subject};
 pub use output::Manifests;
+pub use plan::SetPlan;
 pub use vips::{VipNeed, VipTable};
 
 use crate::domain::model::IntentSetModel;
 
 /// Renders a set into the sorted objects of each cluster, or every problem found.
 pub fn render(model: &IntentSetModel, vips: &VipTable) -> Result<Manifests, Vec<RenderError>> {
-    let mut out = emit::Emitter::new(model);
-    for name in model.inbound.keys() {
-        let plan = match topology::plan_inbound(model, name) {
-            Ok(plan) => plan,
-            Err(errors) => {
-                out.errors.extend(errors);
-                continue;
-            }
-        };
-        inbound::destination_rules(&plan, &mut out);
-        inbound::peer_authentication(&plan, &mut out);
-        inbound::authorization_policies(&plan, &mut out);
-        edge::external_access(&plan, &mut out);
-        cross_cluster::cross_cluster(&plan, vips, &mut out);
+    render_plan(&SetPlan::new(model), vips)
+}
+
+/// Every VIP the set's intents need (plans the set; `SetPlan::vip_needs` reuses a plan).
+pub fn vip_needs(
+    model: &IntentSetModel,
+) -> Result<std::collections::BTreeSet<VipNeed>, Vec<RenderError>> {
+    SetPlan::new(model).vip_needs()
+}
+
+/// `render` of a set already planned: each inbound intent's plan is used by every pass.
+pub fn render_plan(plan: &SetPlan, vips: &VipTable) -> Result<Manifests, Vec<RenderError>> {
+    let mut out = emit::Emitter::new(plan.model);
+    out.errors.extend(plan.errors.iter().cloned());
+    for inbound in plan.inbound.values() {
+        inbound::destination_rules(inbound, &mut out);
+        inbound::peer_authentication(inbound, &mut out);
+        inbound::authorization_policies(inbound, &mut out);
+        edge::external_access(inbound, &mut out);
+        cross_cluster::cross_cluster(inbound, vips, &mut out);
     }
-    outbound::emit(model, vips, &mut out);
-    routes::emit(model, &mut out);
+    outbound::emit(plan.model, vips, &mut out);
+    routes::emit(plan, &mut out);
     out.finish()
 }

@@ -25,7 +25,7 @@ use crate::istio::{
     TlsRoute, TrafficPolicy, VirtualServiceSpec, WorkloadEntry,
 };
 
-use super::emit::Emitter;
+use super::emit::{Emitter, RouteSlot};
 use super::naming::object_name;
 use super::topology::Site;
 use super::vips::{VipNeed, VipTable};
@@ -400,7 +400,12 @@ pub fn emit(model: &IntentSetModel, vips: &VipTable, out: &mut Emitter) {
                             namespace.as_str(),
                             &url,
                         );
-                        out.push(cluster, meta, default_routes(plan.spec, None));
+                        let slot = RouteSlot::Outbound {
+                            intent: name.clone(),
+                            cluster: (*cluster).clone(),
+                            namespace: namespace.to_string(),
+                        };
+                        out.push_route_slot(slot, cluster, meta, default_routes(plan.spec, None));
                     }
                 }
             }
@@ -565,7 +570,13 @@ fn at_egress(plan: &OutboundPlan, site: &Site, vip: Option<&IpAddr>, url: &str, 
         },
     );
     let meta = out.meta(site.name, gateway_name.clone(), namespace, url);
-    out.push(
+    let slot = RouteSlot::Outbound {
+        intent: plan.name.clone(),
+        cluster: site.name.clone(),
+        namespace: namespace.to_owned(),
+    };
+    out.push_route_slot(
+        slot,
         site.name,
         meta,
         default_routes(plan.spec, Some(&gateway_name)),

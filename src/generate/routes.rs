@@ -25,14 +25,15 @@ use crate::domain::route::{
 };
 use crate::istio::{
     Destination, FaultAbort, FaultDelay, HttpFaultInjection, HttpMatchRequest, HttpRetry,
-    HttpRoute, HttpRouteDestination, IstioObject, L4MatchAttributes, Percent, PortSelector,
-    RouteDestination, TcpRoute, TlsMatchAttributes, TlsRoute, VirtualServiceSpec,
+    HttpRoute, HttpRouteDestination, L4MatchAttributes, Percent, PortSelector, RouteDestination,
+    TcpRoute, TlsMatchAttributes, TlsRoute, VirtualServiceSpec,
 };
 
-use super::emit::Emitter;
+use super::emit::{Emitter, RouteSlot};
 use super::naming::object_name;
 use super::outbound::{self, plan_outbound};
-use super::topology::{Reach, plan_inbound};
+use super::plan::SetPlan;
+use super::topology::{InboundPlan, Reach};
 
 pub const COLLECTION: &str = "route-intents";
 pub const ANNOTATION_ROUTES: &str = "meshintent.io/route-intents";
@@ -234,22 +235,6 @@ fn rules(group: &Group, host: &str, port: Option<u32>) -> Rules {
     out
 }
 
-/// Finds the VirtualService `name` in `namespace` on `cluster`.
-fn find_vs<'o>(
-    objects: &'o mut [IstioObject],
-    namespace: &str,
-    name: &str,
-) -> Option<&'o mut crate::istio::Typed<VirtualServiceSpec>> {
-    objects.iter_mut().find_map(|o| match o {
-        IstioObject::VirtualService(vs)
-            if vs.metadata.namespace == namespace && vs.metadata.name == name =>
-        {
-            Some(vs)
-        }
-        _ => None,
-    })
-}
-
 /// At a gateway every match is bound to the VirtualService's Gateways (a rule without match gets
 /// a match for them).
 fn bind_to_gateways(rules: &mut Rules, gateways: &[String]) {
@@ -289,26 +274,28 @@ fn prepend(vs: &mut crate::istio::Typed<VirtualServiceSpec>, rules: &Rules) {
         .insert(ANNOTATION_ROUTES.into(), rules.names.join(","));
 }
 
-pub fn emit(model: &IntentSetModel, out: &mut Emitter) {
-    for ((target, gateway), group) in groups(model) {
+/// The routes pass: the set's plans come in, and the VirtualServices earlier passes emitted are
+/// reached through the `RouteSlot`s they registered.
+pub fn emit(plan: &SetPlan, out: &mut Emitter) {
+    for ((target, gateway), group) in groups(plan.model) {
         if let Some(inbound) = &target.inbound_intent {
-            inbound_routes(model, inbound, gateway, &group, out);
+            // An intent that could not be planned is reported by the plan.
+            if let Some(inbound_plan) = plan.inbound.get(inbound) {
+                inbound_routes(inbound_plan, inbound, gateway, &group, out);
+            }
         } else if let Some(outbound) = &target.outbound_intent {
-            outbound_routes(model, outbound, &group, out);
+            outbound_routes(plan.model, outbound, &group, out);
         }
     }
 }
 
 fn inbound_routes(
-    model: &IntentSetModel,
+    plan: &InboundPlan,
     intent: &Name,
     gateway: RouteGateway,
     group: &Group,
     out: &mut Emitter,
 ) {
-    let Ok(plan) = plan_inbound(model, intent) else {
-        return; // reported by the inbound pass
-    };
     let host = plan.host.to_string();
     let port = Some(u32::from(plan.spec.port.get()));
     let rules = rules(group, &host, port);
@@ -363,12 +350,12 @@ fn inbound_routes(
                 .iter()
                 .filter(|c| c.reach == Reach::EgressGateway)
             {
-                let name = object_name(&[intent.as_str(), "to-egress"]);
-                if let Some(vs) = find_vs(
-                    out.objects_mut(client.site.name),
-                    client.namespace.as_str(),
-                    &name,
-                ) {
+                let slot = RouteSlot::InboundToEgress {
+                    intent: intent.clone(),
+                    cluster: client.site.name.clone(),
+                    namespace: client.namespace.to_string(),
+                };
+                if let Some(vs) = out.route_slot_mut(&slot) {
                     vs.metadata
                         .annotations
                         .insert(ANNOTATION_NOT_APPLIED.into(), rules.names.join(","));
@@ -376,11 +363,12 @@ fn inbound_routes(
             }
         }
         RouteGateway::Ingress => {
-            let name = super::edge::ingress_vs_name(intent.as_str());
             for server in &plan.servers {
-                if let Some(vs) =
-                    find_vs(out.objects_mut(server.name), plan.namespace.as_str(), &name)
-                {
+                let slot = RouteSlot::InboundIngress {
+                    intent: intent.clone(),
+                    cluster: server.name.clone(),
+                };
+                if let Some(vs) = out.route_slot_mut(&slot) {
                     if !rules.http.is_empty() {
                         let mut http = rules.http.clone();
                         if !rules.catch_all {
@@ -414,14 +402,19 @@ fn outbound_routes(model: &IntentSetModel, intent: &Name, group: &Group, out: &m
             namespaces.iter().map(|n| n.as_str()).collect()
         };
         for namespace in namespaces {
-            let objects = out.objects_mut(cluster);
-            if find_vs(objects, namespace, &name).is_none() {
+            let slot = RouteSlot::Outbound {
+                intent: intent.clone(),
+                cluster: (*cluster).clone(),
+                namespace: namespace.to_owned(),
+            };
+            if out.route_slot_mut(&slot).is_none() {
                 // Without an egress gateway and without origination there is no mesh
                 // VirtualService yet: start from the default routes.
                 let meta = out.meta(cluster, name.clone(), namespace, &url);
-                out.push(cluster, meta, outbound::default_routes(plan.spec, None));
+                let routes = outbound::default_routes(plan.spec, None);
+                out.push_route_slot(slot.clone(), cluster, meta, routes);
             }
-            if let Some(vs) = find_vs(out.objects_mut(cluster), namespace, &name) {
+            if let Some(vs) = out.route_slot_mut(&slot) {
                 let mut here = rules.clone();
                 bind_to_gateways(&mut here, &vs.spec.gateways);
                 if rules.catch_all {

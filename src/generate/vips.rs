@@ -15,62 +15,17 @@ use crate::domain::model::IntentSetModel;
 use crate::domain::names::{DnsName, Name};
 
 use super::errors::{RenderError, Subject};
-use super::topology::{Reach, plan_inbound};
 
 /// Allocated VIPs by (cluster, host).
 pub type VipTable = BTreeMap<(Name, DnsName), IpAddr>;
 
-/// A VIP wanted for `host` on `cluster`, on behalf of the intent `intent` of the set.
+/// A VIP wanted for `host` on `cluster`, on behalf of the intent `intent` of the set (listed by
+/// `plan::SetPlan::vip_needs`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct VipNeed {
     pub cluster: Name,
     pub host: DnsName,
     pub intent: Name,
-}
-
-/// Every VIP the set's intents need.
-pub fn needs(model: &IntentSetModel) -> Result<BTreeSet<VipNeed>, Vec<RenderError>> {
-    let mut out = BTreeSet::new();
-    let mut errors = Vec::new();
-    for name in model.inbound.keys() {
-        let plan = match plan_inbound(model, name) {
-            Ok(plan) => plan,
-            Err(e) => {
-                errors.extend(e);
-                continue;
-            }
-        };
-        let mut remote = false;
-        for client in plan.clients.iter().filter(|c| c.reach != Reach::Local) {
-            remote = true;
-            for host in plan.all_hosts() {
-                out.insert(VipNeed {
-                    cluster: client.site.name.clone(),
-                    host: host.clone(),
-                    intent: name.clone(),
-                });
-            }
-        }
-        // Instance hosts of a headless service reached from elsewhere get ServiceEntries on the
-        // server clusters too; TCP ServiceEntries need an address to be unambiguous.
-        if remote {
-            for server in &plan.servers {
-                for host in &plan.instance_hosts {
-                    out.insert(VipNeed {
-                        cluster: server.name.clone(),
-                        host: host.clone(),
-                        intent: name.clone(),
-                    });
-                }
-            }
-        }
-    }
-    out.extend(super::outbound::vip_needs(model));
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
 }
 
 /// Addresses of `range` that may be handed out: for IPv4 not the network and broadcast addresses.

@@ -265,6 +265,7 @@ impl Service {
             Err(e) => return Err(e.into()),
         };
         store_refs(&mut tx, row.id, &refs).await?;
+        self.store_vips(&mut tx, &path, &rows).await?;
         if R::KIND == Kind::Project {
             tx = self.claim_namespaces(tx, row.id, &row.spec.0).await?;
         }
@@ -353,6 +354,7 @@ impl Service {
             };
             tx.update(id, new).await?;
             store_refs(&mut tx, id, &refs).await?;
+            self.store_vips(&mut tx, path, &rows).await?;
             if let Some(spec) = project_spec {
                 tx = self.claim_namespaces(tx, id, &spec).await?;
             }
@@ -390,11 +392,13 @@ impl Service {
             .kind()
             .ok_or_else(|| Error::internal("delete", "empty path"))?;
         let mut tx = self.store.begin_write().await?;
-        let (_, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
+        let (rows, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
         let id = current.id;
         self.check_not_deployed(&mut tx, path, id).await?;
         match tx.delete(id, cascade).await {
             Ok(()) => {
+                // What the deleted resource needed is freed (an intent's VIPs go with its row).
+                self.store_vips(&mut tx, path, &rows).await?;
                 let action = change_action(kind, "delete");
                 audit_change(
                     &mut tx,

@@ -39,26 +39,41 @@ fn vip_of(body: &Value, cluster: &str, name: &str) -> String {
         .to_owned()
 }
 
-async fn stored_vips(app: &TestApp) -> i64 {
+/// Runs one statement directly on the app's database and returns its single `i64`, if any.
+async fn scalar(app: &TestApp, sql: &str) -> Option<i64> {
     match &app.database {
         DatabaseLocation::Sqlite(path) => {
             let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
                 .await
                 .unwrap();
-            sqlx::query_scalar("SELECT COUNT(*) FROM vip_allocations")
-                .fetch_one(&mut c)
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_optional(&mut c)
                 .await
                 .unwrap()
         }
         DatabaseLocation::Postgres(url) => {
             let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query_scalar("SELECT COUNT(*) FROM vip_allocations")
-                .fetch_one(&mut c)
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_optional(&mut c)
                 .await
                 .unwrap()
         }
     }
 }
+
+async fn stored_vips(app: &TestApp) -> i64 {
+    scalar(app, "SELECT COUNT(*) FROM vip_allocations")
+        .await
+        .unwrap()
+}
+
+async fn audit_events(app: &TestApp) -> i64 {
+    scalar(app, "SELECT COUNT(*) FROM audit_events")
+        .await
+        .unwrap()
+}
+
+const BINDING: &str = "/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/inbound-intents/httpbin/clients/sleep/binding";
 
 both_backends!(manifests_render_every_cluster_in_json_and_yaml, |app| {
     seed_httpbin(&app).await;
@@ -238,3 +253,94 @@ both_backends!(
         assert_eq!(set.header("etag"), Some("\"1\""));
     }
 );
+
+both_backends!(a_write_allocates_the_vips_it_needs, |app| {
+    app.seed_storefront().await;
+    app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
+        .await
+        .expect(201);
+    assert_eq!(stored_vips(&app).await, 0, "no client, no VIP");
+    // The client on another cluster makes a VIP needed: its write stores it, before any render.
+    app.add_sleep_client("httpbin").await;
+    assert_eq!(stored_vips(&app).await, 1);
+    let body = app.get(&format!("{SET}/manifests")).await.expect(200).body;
+    let vip = vip_of(&body, "cluster02", "httpbin-remote");
+    let count = format!("SELECT COUNT(*) FROM vip_allocations WHERE address = '{vip}'");
+    assert_eq!(
+        scalar(&app, &count).await,
+        Some(1),
+        "the render shows the stored VIP"
+    );
+    // Moving the client next to the server: its write frees the VIP.
+    let clients = format!("{SET}/inbound-intents/httpbin/clients");
+    app.delete(&format!("{clients}/sleep")).await.expect(204);
+    assert_eq!(
+        stored_vips(&app).await,
+        0,
+        "the delete frees what is no longer needed"
+    );
+});
+
+both_backends!(manifests_and_binding_gets_write_nothing, |app| {
+    seed_httpbin(&app).await;
+    let url = format!("{SET}/manifests");
+    let vip = vip_of(
+        &app.get(&url).await.expect(200).body,
+        "cluster02",
+        "httpbin-remote",
+    );
+    let (vips, audit) = (stored_vips(&app).await, audit_events(&app).await);
+    assert_eq!(vips, 1);
+    for get in [
+        url.clone(),
+        format!("{url}?format=yaml"),
+        format!("{url}?cluster=cluster02"),
+        format!("{url}?cluster=nowhere"),
+        BINDING.to_owned(),
+        format!("{BINDING}?cluster=cluster02"),
+    ] {
+        app.get(&get).await;
+    }
+    assert_eq!(stored_vips(&app).await, vips);
+    assert_eq!(audit_events(&app).await, audit);
+
+    // A database written before VIPs were allocated on write: the render computes the same
+    // address the allocator would, and still stores nothing.
+    scalar(&app, "DELETE FROM vip_allocations").await;
+    let body = app.get(&url).await.expect(200).body;
+    assert_eq!(vip_of(&body, "cluster02", "httpbin-remote"), vip);
+    app.get(BINDING).await.expect(200);
+    assert_eq!(stored_vips(&app).await, 0);
+    assert_eq!(audit_events(&app).await, audit);
+    // The next write to the set stores it.
+    app.delete(&format!(
+        "{SET}/inbound-intents/httpbin/clients/sleep/security-intents/status"
+    ))
+    .await
+    .expect(204);
+    assert_eq!(stored_vips(&app).await, 1);
+    let body = app.get(&url).await.expect(200).body;
+    assert_eq!(vip_of(&body, "cluster02", "httpbin-remote"), vip);
+});
+
+both_backends!(an_unknown_cluster_is_refused_before_rendering, |app| {
+    seed_httpbin(&app).await;
+    // cluster01 loses its ingress gateway address: the set no longer renders (422)...
+    let cluster = json!({"metadata": {"name": "cluster01"}, "spec": {"identity": "cluster01.mesh.example.com"}});
+    app.put("/v2/clusters/cluster01", cluster).await.expect(200);
+    app.get(&format!("{SET}/manifests")).await.expect(422);
+    // ...but an unknown cluster is refused first.
+    for cluster in ["nowhere", "Not_A_Name"] {
+        let reply = app
+            .get(&format!("{SET}/manifests?cluster={cluster}"))
+            .await
+            .expect(404);
+        assert_eq!(
+            reply.body["detail"],
+            format!("cluster \"{cluster}\" does not exist")
+        );
+        app.get(&format!("{BINDING}?cluster={cluster}"))
+            .await
+            .expect(404);
+    }
+});
