@@ -331,7 +331,9 @@ fn run(
             let path = req.path().to_owned();
             let request_id = RequestId::of(&req);
             req.extensions_mut().insert(request_id.clone());
-            let fut = srv.call(req);
+            // Everything logged while the request is handled carries its id.
+            let span = tracing::info_span!("request", request_id = %request_id.0);
+            let fut = tracing::Instrument::instrument(srv.call(req), span);
             async move {
                 let mut res = fut.await?;
                 let status = res.status();
