@@ -2,9 +2,10 @@
 //! creating what is missing and replacing what differs, in dependency order. Running it twice
 //! changes nothing. Resources the document does not mention are left alone (no pruning).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::domain::deployment::{ClusterState, DeploymentState, ObjectState};
 use crate::domain::document::IntentDocument;
 use crate::domain::model::SetAddress;
 use crate::domain::resource::{Key, Kind, Metadata, ResourcePath};
@@ -341,14 +342,42 @@ pub async fn deploy(client: &ApiClient, set: &ResourcePath) -> Result<String, Ap
     Ok(format!("{}/deployments/{revision}", set.url()))
 }
 
+/// A deployment's status as `meshintent apply` reads it (the API's `DeploymentStatus`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    pub revision: i64,
+    pub state: DeploymentState,
+    #[serde(default)]
+    pub clusters: Vec<ClusterView>,
+}
+
+/// One cluster of a `StatusView`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterView {
+    pub cluster: String,
+    pub state: ClusterState,
+    pub message: Option<String>,
+    #[serde(default)]
+    pub objects: Vec<ObjectView>,
+}
+
+/// One object of a `ClusterView`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectView {
+    pub state: ObjectState,
+}
+
 /// Polls a deployment until it ends, calling `progress` with each new status; returns the last.
 pub async fn wait(
     client: &ApiClient,
     deployment: &str,
-    mut progress: impl FnMut(&Value),
+    mut progress: impl FnMut(&StatusView),
     poll: std::time::Duration,
-) -> Result<Value, ApplyError> {
-    let mut last = Value::Null;
+) -> Result<StatusView, ApplyError> {
+    let mut last: Option<StatusView> = None;
     loop {
         let status = client
             .request(reqwest::Method::GET, deployment, None)
@@ -357,12 +386,16 @@ pub async fn wait(
                 url: deployment.to_owned(),
                 message: "the deployment disappeared".into(),
             })?;
-        if status != last {
+        let status: StatusView =
+            serde_json::from_value(status).map_err(|e| ApplyError::Transport {
+                url: deployment.to_owned(),
+                message: format!("the server's answer is not a deployment status: {e}"),
+            })?;
+        if last.as_ref() != Some(&status) {
             progress(&status);
-            last = status.clone();
+            last = Some(status.clone());
         }
-        let state = status["state"].as_str().unwrap_or("");
-        if !matches!(state, "Pending" | "Applying" | "Terminating") {
+        if status.state.is_final() {
             return Ok(status);
         }
         tokio::time::sleep(poll).await;
@@ -370,29 +403,28 @@ pub async fn wait(
 }
 
 /// A one-line summary of a deployment's progress: state and object counts per cluster.
-pub fn progress_line(status: &Value) -> String {
-    let clusters: Vec<String> = status["clusters"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub fn progress_line(status: &StatusView) -> String {
+    let clusters: Vec<String> = status
+        .clusters
+        .iter()
         .map(|c| {
-            let objects = c["objects"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let done = objects.iter().filter(|o| o["state"] != "desired").count();
+            let done = c
+                .objects
+                .iter()
+                .filter(|o| o.state != ObjectState::Desired)
+                .count();
             format!(
                 "{} {} ({done}/{} objects)",
-                c["cluster"].as_str().unwrap_or("?"),
-                c["state"].as_str().unwrap_or("?"),
-                objects.len()
+                c.cluster,
+                c.state,
+                c.objects.len()
             )
         })
         .collect();
     format!(
         "revision {} {}: {}",
-        status["revision"],
-        status["state"].as_str().unwrap_or("?"),
+        status.revision,
+        status.state,
         if clusters.is_empty() {
             "no clusters".to_owned()
         } else {

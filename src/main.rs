@@ -314,6 +314,7 @@ fn read_document(file: &std::path::Path) -> Result<String, String> {
 /// the deploys, and with `--wait` their progress until they end.
 async fn apply(args: ApplyArgs) -> Result<(), String> {
     use meshintent::apply::{ApiClient, apply, deploy, progress_line, set_paths, wait};
+    use meshintent::domain::deployment::DeploymentState;
     let text = read_document(&args.file)?;
     let document =
         meshintent::domain::document::IntentDocument::parse(&text).map_err(|e| describe(&e))?;
@@ -346,17 +347,13 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
-        let state = status["state"].as_str().unwrap_or("");
-        if state != "Applied" {
-            for cluster in status["clusters"].as_array().into_iter().flatten() {
-                if let Some(message) = cluster["message"].as_str() {
-                    println!(
-                        "{deployment}: {}: {message}",
-                        cluster["cluster"].as_str().unwrap_or("?")
-                    );
+        if status.state != DeploymentState::Applied {
+            for cluster in &status.clusters {
+                if let Some(message) = &cluster.message {
+                    println!("{deployment}: {}: {message}", cluster.cluster);
                 }
             }
-            failed.push(format!("{deployment} ended {state}"));
+            failed.push(format!("{deployment} ended {}", status.state));
         }
     }
     if failed.is_empty() {

@@ -16,9 +16,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::push::cluster::{ClusterPlan, ObjectEvent, ObjectState, Recorder, run_cluster};
-use crate::service::{DeploymentState, Service, manifests_by_cluster, set_labels};
-use crate::store::{ObjectKey, Store};
+use crate::domain::deployment::{
+    Action, ClusterState, DeploymentState, ObjectRef, ObjectState, Operation, cluster_outcome,
+    deployment_outcome,
+};
+use crate::domain::model::SetAddress;
+use crate::push::ClusterClients;
+use crate::push::cluster::{ClusterPlan, ObjectEvent, Recorder, run_cluster};
+use crate::service::{Service, set_labels};
+use crate::store::{ClusterRow, DeploymentRow, InventoryRow, ObjectRow, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
@@ -81,7 +87,7 @@ pub fn spawn(service: Service, settings: WorkerSettings) -> WorkerHandle {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "deploy worker: claiming failed"),
             }
-            let _ = queue_depth(service.store()).await;
+            let _ = service.queue_depth().await;
             tokio::select! {
                 _ = signal.notified() => {}
                 _ = tokio::time::sleep(settings.poll_interval) => {}
@@ -92,24 +98,13 @@ pub fn spawn(service: Service, settings: WorkerSettings) -> WorkerHandle {
     WorkerHandle { stop, task }
 }
 
-async fn claim(
-    store: &Store,
-    settings: &WorkerSettings,
-) -> Result<Option<Uuid>, crate::store::StoreError> {
+async fn claim(store: &Store, settings: &WorkerSettings) -> Result<Option<Uuid>, StoreError> {
     let mut tx = store.begin_write().await?;
     let until = Utc::now()
         + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(30));
     let id = tx.claim_deployment(&settings.id, until).await?;
     tx.commit().await?;
     Ok(id)
-}
-
-/// Records the queue depth gauge for /metrics.
-pub async fn queue_depth(store: &Store) -> Result<i64, crate::store::StoreError> {
-    let mut tx = store.begin_read().await?;
-    let depth = tx.queue_depth().await?;
-    metrics::gauge!("meshintent_queue_depth").set(depth as f64);
-    Ok(depth)
 }
 
 /// Writes each object's progress, and keeps the set's inventory in step.
@@ -120,36 +115,33 @@ struct DbRecorder {
 }
 
 impl Recorder for DbRecorder {
-    async fn record(&self, event: ObjectEvent) -> Result<(), String> {
+    type Error = StoreError;
+
+    async fn record(&self, event: ObjectEvent) -> Result<(), StoreError> {
         metrics::counter!("meshintent_objects_total", "cluster" => event.key.cluster.clone(), "result" => event.state.as_str())
             .increment(1);
-        let mut tx = self.store.begin_write().await.map_err(|e| e.to_string())?;
+        let mut tx = self.store.begin_write().await?;
         tx.upsert_object_state(
             self.deployment,
             &event.key,
-            event.operation.as_str(),
-            event.state.as_str(),
+            event.operation,
+            event.state,
             event.message.as_deref(),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         match (event.state, &event.hash) {
-            (ObjectState::Applied | ObjectState::Unchanged, Some(hash)) => tx
-                .upsert_inventory(self.set_id, &event.key, hash, self.deployment)
-                .await
-                .map_err(|e| e.to_string())?,
-            (ObjectState::Pruned, _) => tx
-                .delete_inventory(self.set_id, &event.key)
-                .await
-                .map_err(|e| e.to_string())?,
+            (ObjectState::Applied | ObjectState::Unchanged, Some(hash)) => {
+                tx.upsert_inventory(self.set_id, &event.key, hash, self.deployment)
+                    .await?
+            }
+            (ObjectState::Pruned, _) => tx.delete_inventory(self.set_id, &event.key).await?,
             // A pruned candidate that turned out not to be ours is no longer ours to track.
-            (ObjectState::Conflict, _) if event.operation == crate::push::Operation::Delete => tx
-                .delete_inventory(self.set_id, &event.key)
-                .await
-                .map_err(|e| e.to_string())?,
+            (ObjectState::Conflict, _) if event.operation == Operation::Delete => {
+                tx.delete_inventory(self.set_id, &event.key).await?
+            }
             _ => {}
         }
-        tx.commit().await.map_err(|e| e.to_string())
+        tx.commit().await
     }
 }
 
@@ -170,7 +162,7 @@ async fn run(service: &Service, settings: &WorkerSettings, id: Uuid) {
                     let mut tx = store.begin_write().await?;
                     let ok = tx.renew_lease(id, &worker, until).await?;
                     tx.commit().await?;
-                    Ok::<bool, crate::store::StoreError>(ok)
+                    Ok::<bool, StoreError>(ok)
                 };
                 match renewed.await {
                     Ok(true) => {}
@@ -190,66 +182,64 @@ async fn run(service: &Service, settings: &WorkerSettings, id: Uuid) {
     heartbeat.abort();
 }
 
-async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid) {
-    let store = service.store();
-    let loaded = async {
-        let mut tx = store.begin_read().await?;
-        let row = tx.deployment(id).await?;
-        let Some(row) = row else { return Ok(None) };
-        let inventory = tx.inventory(row.set_id).await?;
-        let objects = tx.deployment_objects(id).await?;
-        let clusters = tx.deployment_clusters(id).await?;
-        Ok::<_, crate::store::StoreError>(Some((row, inventory, objects, clusters)))
-    };
-    let (row, inventory, objects, cluster_rows) = match loaded.await {
-        Ok(Some(loaded)) => loaded,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!(deployment = %id, error = %e, "loading a deployment failed");
-            return;
-        }
-    };
-    let terminate = row.action == "terminate";
-    let address = match service.set_address(row.set_id).await {
-        Ok(a) => a,
-        Err(e) => {
-            finish(
-                store,
-                settings,
-                id,
-                DeploymentState::Failed,
-                Some(e.to_string()),
-            )
-            .await;
-            return;
-        }
-    };
-    tracing::info!(deployment = %id, revision = row.revision, action = %row.action, set = %address.path().url(), "deployment started");
-    let labels = set_labels(&address);
-    let desired = manifests_by_cluster(&row.manifests.0);
-    let finished: BTreeSet<ObjectKey> = objects
-        .iter()
-        .filter(|o| crate::push::ObjectState::is_final(&o.state))
-        .map(|o| o.key.clone())
-        .collect();
-    let mut clusters: BTreeSet<String> = desired.keys().cloned().collect();
-    clusters.extend(inventory.iter().map(|r| r.key.cluster.clone()));
-    clusters.extend(cluster_rows.iter().map(|c| c.cluster.clone()));
-    let done_before: BTreeMap<String, String> = cluster_rows
-        .iter()
-        .filter(|c| DeploymentState::parse(&c.state).is_final())
-        .map(|c| (c.cluster.clone(), c.state.clone()))
-        .collect();
+/// What a deployment needs from the database to run (or resume).
+struct Loaded {
+    row: DeploymentRow,
+    inventory: Vec<InventoryRow>,
+    objects: Vec<ObjectRow>,
+    clusters: Vec<ClusterRow>,
+}
 
-    let recorder = DbRecorder {
-        store: store.clone(),
-        deployment: id,
-        set_id: row.set_id,
+async fn load(store: &Store, id: Uuid) -> Result<Option<Loaded>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let Some(row) = tx.deployment(id).await? else {
+        return Ok(None);
     };
-    let results: Vec<(String, DeploymentState)> = stream::iter(clusters)
+    Ok(Some(Loaded {
+        inventory: tx.inventory(row.set_id).await?,
+        objects: tx.deployment_objects(id).await?,
+        clusters: tx.deployment_clusters(id).await?,
+        row,
+    }))
+}
+
+/// One cluster's work: a plan, or the state it already ended in (a resumed deployment).
+enum ClusterWork {
+    Run(ClusterPlan),
+    Done(String, ClusterState),
+}
+
+/// Every cluster the deployment touches (manifests, inventory, earlier rows), with its plan;
+/// objects and clusters already final are not worked on again.
+fn plan(loaded: Loaded, labels: &BTreeMap<String, String>) -> Vec<ClusterWork> {
+    let Loaded {
+        row,
+        inventory,
+        objects,
+        clusters: rows,
+    } = loaded;
+    let finished: BTreeSet<ObjectRef> = objects
+        .into_iter()
+        .filter(|o| o.state.is_final())
+        .map(|o| o.key)
+        .collect();
+    let done: BTreeMap<String, ClusterState> = rows
+        .iter()
+        .filter(|c| c.state.is_final())
+        .map(|c| (c.cluster.clone(), c.state))
+        .collect();
+    let mut clusters: BTreeSet<String> = row.manifests.keys().cloned().collect();
+    clusters.extend(inventory.iter().map(|r| r.key.cluster.clone()));
+    clusters.extend(rows.into_iter().map(|c| c.cluster));
+    let mut desired = row.manifests;
+    clusters
+        .into_iter()
         .map(|cluster| {
-            let plan = ClusterPlan {
-                desired: desired.get(&cluster).cloned().unwrap_or_default(),
+            if let Some(state) = done.get(&cluster) {
+                return ClusterWork::Done(cluster, *state);
+            }
+            ClusterWork::Run(ClusterPlan {
+                desired: desired.remove(&cluster).unwrap_or_default(),
                 inventory: inventory
                     .iter()
                     .filter(|r| r.key.cluster == cluster)
@@ -261,141 +251,120 @@ async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid) {
                     .cloned()
                     .collect(),
                 set_labels: labels.clone(),
-                cluster: cluster.clone(),
-            };
-            let recorder = &recorder;
-            let done = done_before.get(&cluster).cloned();
-            async move {
-                if let Some(state) = done {
-                    return (cluster, DeploymentState::parse(&state));
+                cluster,
+            })
+        })
+        .collect()
+}
+
+/// Write requests sent to every cluster of the deployment; None when they cannot be read.
+async fn total_writes(store: &Store, id: Uuid) -> Option<i64> {
+    let read = async {
+        let mut tx = store.begin_read().await?;
+        tx.deployment_clusters(id).await
+    };
+    match read.await {
+        Ok(rows) => Some(rows.iter().map(|c| c.writes).sum()),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the writes of a deployment failed");
+            None
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(deployment = %id, project, set, revision, action))]
+async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid) {
+    let store = service.store();
+    let loaded = match load(store, id).await {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(
+                error = &e as &dyn std::error::Error,
+                "loading a deployment failed"
+            );
+            return;
+        }
+    };
+    let (action, revision) = (loaded.row.action, loaded.row.revision);
+    let span = tracing::Span::current();
+    span.record("revision", revision)
+        .record("action", action.as_str());
+    let address = match service.set_address(loaded.row.set_id).await {
+        Ok(a) => a,
+        Err(e) => {
+            let message = Some(e.to_string());
+            finish(store, settings, id, DeploymentState::Failed, message).await;
+            return;
+        }
+    };
+    record_address(&span, &address);
+    tracing::info!("deployment started");
+    let recorder = DbRecorder {
+        store: store.clone(),
+        deployment: id,
+        set_id: loaded.row.set_id,
+    };
+    let results: Vec<(String, ClusterState)> = stream::iter(plan(loaded, &set_labels(&address)))
+        .map(|work| async {
+            match work {
+                ClusterWork::Done(cluster, state) => (cluster, state),
+                ClusterWork::Run(plan) => {
+                    let cluster = plan.cluster.clone();
+                    let state = run_one_cluster(service, id, plan, action, &recorder).await;
+                    (cluster, state)
                 }
-                let state = run_one_cluster(service, id, plan, terminate, recorder).await;
-                (cluster, state)
             }
         })
         .buffer_unordered(settings.cluster_concurrency.max(1))
         .collect()
         .await;
-
-    let total_writes = {
-        let read = async {
-            let mut tx = store.begin_read().await?;
-            tx.deployment_clusters(id).await
-        };
-        read.await
-            .map(|rows| rows.iter().map(|c| c.writes).sum::<i64>())
-            .unwrap_or(-1)
-    };
-    let ok = if terminate {
-        DeploymentState::Terminated
-    } else {
-        DeploymentState::Applied
-    };
-    let failed = results
-        .iter()
-        .filter(|(_, s)| *s == DeploymentState::Failed)
-        .count();
-    let good = results.iter().filter(|(_, s)| *s == ok).count();
-    let (state, message) = if results.is_empty() {
-        (
-            ok,
-            Some("no cluster holds or runs this set's apps: nothing to do".to_owned()),
-        )
-    } else if good == results.len() {
-        let message = if total_writes == 0 {
-            "no changes: every object was already as desired (0 writes)".to_owned()
-        } else {
-            format!(
-                "{} cluster(s) up to date ({total_writes} writes)",
-                results.len()
-            )
-        };
-        (ok, Some(message))
-    } else if failed == results.len() {
-        (
-            DeploymentState::Failed,
-            Some("every cluster failed; see the clusters' messages".to_owned()),
-        )
-    } else {
-        let bad: Vec<&str> = results
-            .iter()
-            .filter(|(_, s)| *s != ok)
-            .map(|(c, _)| c.as_str())
-            .collect();
-        (
-            DeploymentState::Degraded,
-            Some(format!(
-                "not complete on {}; see the clusters' messages",
-                bad.join(", ")
-            )),
-        )
-    };
-    metrics::counter!("meshintent_deploys_total", "action" => row.action.clone(), "outcome" => state.as_str()).increment(1);
-    tracing::info!(deployment = %id, revision = row.revision, state = state.as_str(), "deployment finished");
-    finish(store, settings, id, state, message).await;
+    let outcome = deployment_outcome(action, &results, total_writes(store, id).await);
+    metrics::counter!("meshintent_deploys_total", "action" => action.as_str(), "outcome" => outcome.state.as_str()).increment(1);
+    tracing::info!(state = outcome.state.as_str(), "deployment finished");
+    finish(store, settings, id, outcome.state, Some(outcome.message)).await;
 }
 
+fn record_address(span: &tracing::Span, address: &SetAddress) {
+    span.record("project", address.project.as_str())
+        .record("set", tracing::field::display(address.path().url()));
+}
+
+#[tracing::instrument(skip_all, fields(cluster = %plan.cluster))]
 async fn run_one_cluster(
     service: &Service,
     deployment: Uuid,
     plan: ClusterPlan,
-    terminate: bool,
+    action: Action,
     recorder: &DbRecorder,
-) -> DeploymentState {
+) -> ClusterState {
     let store = service.store();
     let cluster = plan.cluster.clone();
-    let working = if terminate {
-        DeploymentState::Terminating
-    } else {
-        DeploymentState::Applying
-    };
-    set_cluster(store, deployment, &cluster, working, None, 0).await;
-    let settings = service.push_settings();
-    let client = match service.cluster_access(&cluster).await {
-        Ok(access) => {
-            crate::push::connect::client(
-                &access,
-                settings.connect_timeout,
-                settings.request_timeout,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    let client = match client {
+    set_cluster(store, deployment, &cluster, action.working(), None, 0).await;
+    let client = match service.client(&cluster).await {
         Ok(c) => c,
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "cannot connect to the cluster"
+            );
             mark_desired_failed(store, deployment, &plan, &message).await;
-            set_cluster(
-                store,
-                deployment,
-                &cluster,
-                DeploymentState::Failed,
-                Some(message),
-                0,
-            )
-            .await;
-            return DeploymentState::Failed;
+            let state = ClusterState::Failed;
+            set_cluster(store, deployment, &cluster, state, Some(message), 0).await;
+            return state;
         }
     };
-    let outcome = run_cluster(&client, plan.clone(), settings, recorder).await;
-    let (state, message) = if let Some(message) = outcome.unreachable.clone() {
+    let outcome = run_cluster(&client, plan.clone(), service.push_settings(), recorder).await;
+    let state = cluster_outcome(action, &outcome.tally);
+    let message = if let Some(error) = &outcome.unreachable {
+        let message = error.to_string();
         mark_desired_failed(store, deployment, &plan, &message).await;
-        (DeploymentState::Failed, Some(message))
-    } else if outcome.count(ObjectState::Failed) + outcome.count(ObjectState::Conflict) > 0 {
-        let done = outcome.count(ObjectState::Applied)
-            + outcome.count(ObjectState::Unchanged)
-            + outcome.count(ObjectState::Pruned);
-        let state = if done == 0 && outcome.count(ObjectState::Conflict) == 0 {
-            DeploymentState::Failed
-        } else {
-            DeploymentState::Degraded
-        };
-        (state, Some(outcome.problems.join("; ")))
-    } else if terminate {
-        (DeploymentState::Terminated, None)
+        Some(message)
+    } else if outcome.problems.is_empty() {
+        None
     } else {
-        (DeploymentState::Applied, None)
+        Some(outcome.problems.join("; "))
     };
     set_cluster(store, deployment, &cluster, state, message, outcome.writes).await;
     state
@@ -406,10 +375,16 @@ async fn mark_desired_failed(store: &Store, deployment: Uuid, plan: &ClusterPlan
     let result = async {
         let mut tx = store.begin_write().await?;
         for object in &plan.desired {
-            let key = crate::push::cluster::key_of(&plan.cluster, object);
+            let key = ObjectRef::of(&plan.cluster, object);
             if !plan.finished.contains(&key) {
-                tx.upsert_object_state(deployment, &key, "apply", "failed", Some(message))
-                    .await?;
+                tx.upsert_object_state(
+                    deployment,
+                    &key,
+                    Operation::Apply,
+                    ObjectState::Failed,
+                    Some(message),
+                )
+                .await?;
             }
         }
         tx.commit().await
@@ -423,22 +398,16 @@ async fn set_cluster(
     store: &Store,
     deployment: Uuid,
     cluster: &str,
-    state: DeploymentState,
+    state: ClusterState,
     message: Option<String>,
     writes: i64,
 ) {
     let result = async {
         let mut tx = store.begin_write().await?;
-        tx.insert_deployment_cluster(deployment, cluster, state.as_str())
+        tx.insert_deployment_cluster(deployment, cluster, state)
             .await?;
-        tx.set_cluster_state(
-            deployment,
-            cluster,
-            state.as_str(),
-            message.as_deref(),
-            writes,
-        )
-        .await?;
+        tx.set_cluster_state(deployment, cluster, state, message.as_deref(), writes)
+            .await?;
         tx.commit().await
     };
     if let Err(e) = result.await {
@@ -456,10 +425,10 @@ async fn finish(
     let result = async {
         let mut tx = store.begin_write().await?;
         let ok = tx
-            .finish_deployment(id, &settings.id, state.as_str(), message.as_deref())
+            .finish_deployment(id, &settings.id, state, message.as_deref())
             .await?;
         tx.commit().await?;
-        Ok::<bool, crate::store::StoreError>(ok)
+        Ok::<bool, StoreError>(ok)
     };
     match result.await {
         Ok(true) => {}

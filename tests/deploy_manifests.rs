@@ -1,6 +1,6 @@
 //! Checks of the deployment artefacts under `deploy/`: the Helm chart and the kustomize base must
 //! grant the same RBAC rules, those rules must cover exactly the Istio kinds meshintent writes
-//! (`meshintent::push::kinds::KINDS`), and both Deployments must probe, listen, run and read
+//! (`meshintent::istio::IstioKind::ALL`), and both Deployments must probe, listen, run and read
 //! their secrets as meshintent needs, access control included (the bootstrap admin token from a
 //! Secret, the OIDC and limit settings; no literal token anywhere under `deploy/`). Helm is not
 //! available here, so the chart's templates are read as text (see [`strip_go_template`]); the
@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use meshintent::auth::token::{PREFIX as TOKEN_PREFIX, looks_like_token};
 use meshintent::configuration::DEFAULT_MAX_BODY_BYTES;
-use meshintent::push::kinds::KINDS;
+use meshintent::istio::IstioKind;
 use serde_json::Value;
 
 const CHART: &str = "deploy/helm/meshintent";
@@ -205,12 +205,12 @@ fn base_rules() -> Vec<Rule> {
     )
 }
 
-/// Asserts that the rules grant exactly the (group, plural) pairs of `KINDS`, with the verbs
+/// Asserts that the rules grant exactly the (group, plural) pairs of `IstioKind::ALL`, with the verbs
 /// meshintent needs and no others.
 fn assert_grants_exactly_the_written_kinds(rules: &[Rule], source: &str) {
-    let written: BTreeSet<(String, String)> = KINDS
+    let written: BTreeSet<(String, String)> = IstioKind::ALL
         .iter()
-        .map(|(group, _, plural)| (group.to_string(), plural.to_string()))
+        .map(|kind| (kind.group().to_string(), kind.plural().to_string()))
         .collect();
     let mut granted = BTreeSet::new();
     for rule in rules {

@@ -225,7 +225,7 @@ pub struct MetricsElsewhere;
 
 /// The Prometheus text, with the queue depth read just now.
 pub async fn metrics_response(svc: &Service) -> HttpResponse {
-    let _ = crate::worker::queue_depth(svc.store()).await;
+    let _ = svc.queue_depth().await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::telemetry::render_metrics())

@@ -5,6 +5,7 @@ pub mod app;
 pub mod client;
 pub mod cluster;
 pub mod credentials;
+pub mod deployment;
 pub mod document;
 pub mod envelopes;
 pub mod hosts;

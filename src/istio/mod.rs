@@ -7,6 +7,7 @@
 mod common;
 mod destination_rule;
 mod gateway;
+mod kind;
 mod meta;
 mod object;
 mod security;
@@ -21,6 +22,7 @@ pub use destination_rule::{
     TcpKeepalive, TcpSettings, TrafficPolicy,
 };
 pub use gateway::{GatewaySpec, Server, ServerPort, ServerTlsMode, ServerTlsSettings, TlsProtocol};
+pub use kind::{IstioKind, UnknownKind};
 pub use meta::{ObjectMeta, Typed};
 pub use object::IstioObject;
 pub use security::{

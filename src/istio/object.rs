@@ -4,13 +4,13 @@ use serde::de::{self, Deserializer};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
+use super::IstioKind;
 use super::destination_rule::DestinationRuleSpec;
 use super::gateway::GatewaySpec;
 use super::meta::{ObjectMeta, Typed};
 use super::security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
 use super::service_entry::ServiceEntrySpec;
 use super::virtual_service::VirtualServiceSpec;
-use super::{GROUP_NETWORKING, GROUP_SECURITY};
 
 const NETWORKING_V1: &str = "networking.istio.io/v1";
 const SECURITY_V1: &str = "security.istio.io/v1";
@@ -31,47 +31,36 @@ pub enum IstioObject {
 }
 
 impl IstioObject {
+    /// The kind (the one table of group, version, plural and apply order).
+    pub fn istio_kind(&self) -> IstioKind {
+        match self {
+            Self::ServiceEntry(_) => IstioKind::ServiceEntry,
+            Self::DestinationRule(_) => IstioKind::DestinationRule,
+            Self::VirtualService(_) => IstioKind::VirtualService,
+            Self::Gateway(_) => IstioKind::Gateway,
+            Self::AuthorizationPolicy(_) => IstioKind::AuthorizationPolicy,
+            Self::PeerAuthentication(_) => IstioKind::PeerAuthentication,
+        }
+    }
+
     /// The API group: `networking.istio.io` or `security.istio.io`.
     pub fn group(&self) -> &'static str {
-        match self {
-            Self::ServiceEntry(_)
-            | Self::DestinationRule(_)
-            | Self::VirtualService(_)
-            | Self::Gateway(_) => GROUP_NETWORKING,
-            Self::AuthorizationPolicy(_) | Self::PeerAuthentication(_) => GROUP_SECURITY,
-        }
+        self.istio_kind().group()
     }
 
     /// `apiVersion`: `networking.istio.io/v1` or `security.istio.io/v1`.
     pub fn api_version(&self) -> &'static str {
-        match self.group() {
-            GROUP_NETWORKING => NETWORKING_V1,
-            _ => SECURITY_V1,
-        }
+        self.istio_kind().api_version()
     }
 
     /// `kind`, e.g. `DestinationRule`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::ServiceEntry(_) => "ServiceEntry",
-            Self::DestinationRule(_) => "DestinationRule",
-            Self::VirtualService(_) => "VirtualService",
-            Self::Gateway(_) => "Gateway",
-            Self::AuthorizationPolicy(_) => "AuthorizationPolicy",
-            Self::PeerAuthentication(_) => "PeerAuthentication",
-        }
+        self.istio_kind().name()
     }
 
     /// The resource name used in Kubernetes API paths, e.g. `destinationrules`.
     pub fn plural(&self) -> &'static str {
-        match self {
-            Self::ServiceEntry(_) => "serviceentries",
-            Self::DestinationRule(_) => "destinationrules",
-            Self::VirtualService(_) => "virtualservices",
-            Self::Gateway(_) => "gateways",
-            Self::AuthorizationPolicy(_) => "authorizationpolicies",
-            Self::PeerAuthentication(_) => "peerauthentications",
-        }
+        self.istio_kind().plural()
     }
 
     /// The object's metadata.

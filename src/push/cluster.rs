@@ -10,11 +10,14 @@ use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
+use super::error::PushError;
 use super::hash::{ANNOTATION_HASH, content_hash, desired_hash};
-use super::kinds::{KINDS, api_resource, rank, resource};
+use super::kinds::api_resource;
 use super::retry::{RetryPolicy, describe, with_retries};
+pub use crate::domain::deployment::{Drift, ObjectState, Operation};
+use crate::domain::deployment::{IstioKind, ObjectRef, ObjectTally};
 use crate::generate::naming::{MANAGED_BY, MANAGED_BY_VALUE};
-use crate::store::ObjectKey;
+use crate::istio::IstioObject;
 
 /// The field manager of every write (server-side apply).
 pub const FIELD_MANAGER: &str = "meshintent";
@@ -40,53 +43,10 @@ impl Default for PushSettings {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ObjectState {
-    Desired,
-    Applied,
-    Unchanged,
-    Pruned,
-    Conflict,
-    Failed,
-}
-
-impl ObjectState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectState::Desired => "desired",
-            ObjectState::Applied => "applied",
-            ObjectState::Unchanged => "unchanged",
-            ObjectState::Pruned => "pruned",
-            ObjectState::Conflict => "conflict",
-            ObjectState::Failed => "failed",
-        }
-    }
-
-    /// States after which the object needs nothing more in this deployment.
-    pub fn is_final(state: &str) -> bool {
-        matches!(state, "applied" | "unchanged" | "pruned" | "conflict")
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    Apply,
-    Delete,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Apply => "apply",
-            Operation::Delete => "delete",
-        }
-    }
-}
-
 /// What happened to one object.
 #[derive(Clone, Debug)]
 pub struct ObjectEvent {
-    pub key: ObjectKey,
+    pub key: ObjectRef,
     pub operation: Operation,
     pub state: ObjectState,
     pub message: Option<String>,
@@ -96,7 +56,9 @@ pub struct ObjectEvent {
 
 /// Where progress goes (the deployment's rows and the inventory).
 pub trait Recorder: Sync {
-    fn record(&self, event: ObjectEvent) -> impl Future<Output = Result<(), String>> + Send;
+    type Error: std::error::Error;
+
+    fn record(&self, event: ObjectEvent) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// One cluster's part of a deployment.
@@ -106,42 +68,38 @@ pub struct ClusterPlan {
     /// The labels that identify the set's objects (a label selector).
     pub set_labels: BTreeMap<String, String>,
     /// Objects wanted on the cluster (empty to remove everything: terminate).
-    pub desired: Vec<Value>,
+    pub desired: Vec<IstioObject>,
     /// Objects the inventory says the set has there.
-    pub inventory: Vec<ObjectKey>,
+    pub inventory: Vec<ObjectRef>,
     /// Objects already finished in this deployment (when a deployment is resumed).
-    pub finished: BTreeSet<ObjectKey>,
+    pub finished: BTreeSet<ObjectRef>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct ClusterOutcome {
-    /// The cluster could not be worked with at all (unreachable, no credentials).
-    pub unreachable: Option<String>,
+    /// The cluster could not be worked with at all (unreachable, Istio not served).
+    pub unreachable: Option<PushError>,
     pub writes: i64,
-    pub counts: BTreeMap<ObjectState, usize>,
+    /// How many objects ended in each state.
+    pub tally: ObjectTally,
     /// The first failures, for the cluster's message.
     pub problems: Vec<String>,
 }
 
 impl ClusterOutcome {
     pub fn count(&self, state: ObjectState) -> usize {
-        self.counts.get(&state).copied().unwrap_or(0)
+        self.tally.count(state)
     }
-}
 
-pub fn key_of(cluster: &str, object: &Value) -> ObjectKey {
-    ObjectKey {
-        cluster: cluster.to_owned(),
-        api_version: object["apiVersion"].as_str().unwrap_or_default().to_owned(),
-        kind: object["kind"].as_str().unwrap_or_default().to_owned(),
-        namespace: object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        name: object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+    fn unreachable(error: PushError) -> ClusterOutcome {
+        ClusterOutcome {
+            unreachable: Some(error),
+            tally: ObjectTally {
+                unreachable: true,
+                ..ObjectTally::default()
+            },
+            ..ClusterOutcome::default()
+        }
     }
 }
 
@@ -153,9 +111,8 @@ fn selector(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn api_for(client: &kube::Client, key: &ObjectKey) -> Option<Api<DynamicObject>> {
-    let ar = api_resource(&key.api_version, &key.kind)?;
-    Some(Api::namespaced_with(client.clone(), &key.namespace, &ar))
+fn api_for(client: &kube::Client, key: &ObjectRef) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), &key.namespace, &api_resource(key.kind))
 }
 
 fn to_value(object: &DynamicObject) -> Value {
@@ -164,25 +121,32 @@ fn to_value(object: &DynamicObject) -> Value {
 
 /// Checks (by API discovery) that the cluster serves the Istio kinds meshintent writes, so that
 /// a cluster without Istio fails with one clear message instead of a 404 per object.
-pub async fn check_istio_served(client: &kube::Client, retry: &RetryPolicy) -> Result<(), String> {
+pub async fn check_istio_served(
+    client: &kube::Client,
+    retry: &RetryPolicy,
+) -> Result<(), PushError> {
     for group in [crate::istio::GROUP_NETWORKING, crate::istio::GROUP_SECURITY] {
-        let api_version = format!("{group}/{}", crate::istio::VERSION);
+        let kinds: Vec<IstioKind> = IstioKind::ALL
+            .into_iter()
+            .filter(|k| k.group() == group)
+            .collect();
+        let api_version = kinds[0].api_version();
         let (served, _) =
-            with_retries(retry, || client.list_api_group_resources(&api_version)).await;
+            with_retries(retry, || client.list_api_group_resources(api_version)).await;
         let served = match served {
             Ok(list) => list,
             Err(kube::Error::Api(status)) if status.code == 404 => {
-                return Err(format!(
-                    "the cluster does not serve {api_version}: is Istio (1.22 or later) installed?"
-                ));
+                return Err(PushError::GroupNotServed { api_version });
             }
-            Err(e) => return Err(format!("cannot discover {api_version}: {}", describe(&e))),
+            Err(e) => {
+                return Err(
+                    PushError::from_kube(e).during(format!("cannot discover {api_version}"))
+                );
+            }
         };
-        for (g, kind, plural) in KINDS.iter().filter(|(g, _, _)| *g == group) {
-            if !served.resources.iter().any(|r| r.name == *plural) {
-                return Err(format!(
-                    "the cluster serves {api_version} but not {kind} ({g}); check the installed Istio CRDs"
-                ));
+        for kind in kinds {
+            if !served.resources.iter().any(|r| r.name == kind.plural()) {
+                return Err(PushError::KindNotServed { kind });
             }
         }
     }
@@ -195,19 +159,25 @@ pub async fn list_owned(
     cluster: &str,
     set_labels: &BTreeMap<String, String>,
     retry: &RetryPolicy,
-) -> Result<BTreeMap<ObjectKey, Value>, String> {
+) -> Result<BTreeMap<ObjectRef, Value>, PushError> {
     let params = ListParams::default().labels(&selector(set_labels));
     let mut out = BTreeMap::new();
-    for (group, kind, plural) in KINDS {
-        let ar = resource(group, kind, plural);
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    for kind in IstioKind::ALL {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(kind));
         let (list, _) = with_retries(retry, || api.list(&params)).await;
-        let list = list.map_err(|e| format!("cannot list {kind} objects: {}", describe(&e)))?;
+        let list = list
+            .map_err(|e| PushError::from_kube(e).during(format!("cannot list {kind} objects")))?;
         for item in &list.items {
             let mut value = to_value(item);
-            value["apiVersion"] = Value::String(ar.api_version.clone());
-            value["kind"] = Value::String(kind.to_owned());
-            out.insert(key_of(cluster, &value), value);
+            value["apiVersion"] = Value::String(kind.api_version().to_owned());
+            value["kind"] = Value::String(kind.name().to_owned());
+            let key = ObjectRef::new(
+                cluster,
+                kind,
+                item.metadata.namespace.clone().unwrap_or_default(),
+                item.metadata.name.clone().unwrap_or_default(),
+            );
+            out.insert(key, value);
         }
     }
     Ok(out)
@@ -257,18 +227,14 @@ pub async fn run_cluster<R: Recorder>(
     settings: &PushSettings,
     recorder: &R,
 ) -> ClusterOutcome {
-    let mut outcome = ClusterOutcome::default();
-    if let Err(message) = check_istio_served(client, &settings.retry).await {
-        outcome.unreachable = Some(message);
-        return outcome;
+    if let Err(error) = check_istio_served(client, &settings.retry).await {
+        return ClusterOutcome::unreachable(error);
     }
     let owned = match list_owned(client, &plan.cluster, &plan.set_labels, &settings.retry).await {
         Ok(owned) => owned,
-        Err(message) => {
-            outcome.unreachable = Some(message);
-            return outcome;
-        }
+        Err(error) => return ClusterOutcome::unreachable(error),
     };
+    let mut outcome = ClusterOutcome::default();
     let ClusterPlan {
         cluster,
         set_labels,
@@ -276,12 +242,12 @@ pub async fn run_cluster<R: Recorder>(
         inventory,
         finished,
     } = plan;
-    let desired: Vec<(ObjectKey, Value)> = desired
+    let desired: Vec<(ObjectRef, IstioObject)> = desired
         .into_iter()
-        .map(|object| (key_of(&cluster, &object), object))
+        .map(|object| (ObjectRef::of(&cluster, &object), object))
         .collect();
-    let wanted: BTreeSet<ObjectKey> = desired.iter().map(|(key, _)| key.clone()).collect();
-    let stale: BTreeSet<ObjectKey> = inventory
+    let wanted: BTreeSet<ObjectRef> = desired.iter().map(|(key, _)| key.clone()).collect();
+    let stale: BTreeSet<ObjectRef> = inventory
         .iter()
         .chain(owned.keys())
         .filter(|k| k.cluster == cluster && !wanted.contains(k) && !finished.contains(k))
@@ -292,7 +258,7 @@ pub async fn run_cluster<R: Recorder>(
     let pending = desired
         .into_iter()
         .filter(|(key, _)| !finished.contains(key));
-    for tier in tiers(pending, |(key, _)| rank(&key.kind)).into_values() {
+    for tier in tiers(pending, |(key, _)| key.kind.apply_order()).into_values() {
         run_tier(
             &mut outcome,
             tier,
@@ -302,7 +268,10 @@ pub async fn run_cluster<R: Recorder>(
         )
         .await;
     }
-    for tier in tiers(stale, |key| rank(&key.kind)).into_values().rev() {
+    for tier in tiers(stale, |key| key.kind.apply_order())
+        .into_values()
+        .rev()
+    {
         run_tier(&mut outcome, tier, concurrency, recorder, |key| {
             prune_one(client, &set_labels, &owned, key, settings)
         })
@@ -341,7 +310,7 @@ async fn run_tier<T, F, R>(
         .await;
     for tally in tallies {
         outcome.writes += tally.writes;
-        *outcome.counts.entry(tally.state).or_default() += 1;
+        *outcome.tally.counts.entry(tally.state).or_default() += 1;
         if let Some(problem) = tally.problem
             && outcome.problems.len() < 5
         {
@@ -356,7 +325,7 @@ async fn run_one<R: Recorder>(
     work: impl Future<Output = (i64, ObjectEvent)>,
 ) -> Tally {
     let (writes, event) = work.await;
-    let problem = matches!(event.state, ObjectState::Failed | ObjectState::Conflict).then(|| {
+    let problem = event.state.is_problem().then(|| {
         format!(
             "{} {}/{}: {}",
             event.key.kind,
@@ -380,9 +349,9 @@ async fn run_one<R: Recorder>(
 async fn apply_one(
     client: &kube::Client,
     set_labels: &BTreeMap<String, String>,
-    owned: &BTreeMap<ObjectKey, Value>,
-    key: ObjectKey,
-    mut object: Value,
+    owned: &BTreeMap<ObjectRef, Value>,
+    key: ObjectRef,
+    object: IstioObject,
     settings: &PushSettings,
 ) -> (i64, ObjectEvent) {
     let event = |state, message: Option<String>, hash: Option<String>| ObjectEvent {
@@ -392,9 +361,11 @@ async fn apply_one(
         message,
         hash,
     };
-    let Some(api) = api_for(client, &key) else {
-        let message = format!("meshintent does not write {}", key.kind);
-        return (0, event(ObjectState::Failed, Some(message), None));
+    let api = api_for(client, &key);
+    // The one serialization of the typed object: what the PATCH sends.
+    let mut object = match serde_json::to_value(&object) {
+        Ok(value) => value,
+        Err(e) => return (0, event(ObjectState::Failed, Some(e.to_string()), None)),
     };
     let hash = desired_hash(&object);
     object["metadata"]["annotations"][ANNOTATION_HASH] = Value::String(hash.clone());
@@ -436,8 +407,8 @@ async fn apply_one(
 async fn prune_one(
     client: &kube::Client,
     set_labels: &BTreeMap<String, String>,
-    owned: &BTreeMap<ObjectKey, Value>,
-    key: ObjectKey,
+    owned: &BTreeMap<ObjectRef, Value>,
+    key: ObjectRef,
     settings: &PushSettings,
 ) -> (i64, ObjectEvent) {
     let event = |state, message: Option<String>| ObjectEvent {
@@ -447,10 +418,7 @@ async fn prune_one(
         message,
         hash: None,
     };
-    let Some(api) = api_for(client, &key) else {
-        let message = "not a kind meshintent writes; forgotten".into();
-        return (0, event(ObjectState::Pruned, Some(message)));
-    };
+    let api = api_for(client, &key);
     // Objects the inventory lists but the label selector did not find: confirm before deleting.
     if !owned.contains_key(&key) {
         let (found, _) = with_retries(&settings.retry, || api.get_opt(&key.name)).await;
@@ -476,40 +444,30 @@ async fn prune_one(
     (i64::from(attempts), event)
 }
 
-/// How a desired object differs from the live one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Drift {
-    /// Not on the cluster.
-    Missing,
-    /// On the cluster with other content (edited by someone, or applied by an older revision).
-    Changed,
-    /// On the cluster and labelled as the set's, but not desired.
-    Extra,
-}
-
 /// Compares the desired objects with what the cluster has.
 pub async fn verify(
     client: &kube::Client,
     cluster: &str,
     set_labels: &BTreeMap<String, String>,
-    desired: &[Value],
+    desired: &[IstioObject],
     retry: &RetryPolicy,
-) -> Result<BTreeMap<ObjectKey, Drift>, String> {
+) -> Result<BTreeMap<ObjectRef, Drift>, PushError> {
     let owned = list_owned(client, cluster, set_labels, retry).await?;
     let mut out = BTreeMap::new();
     for object in desired {
-        let key = key_of(cluster, object);
+        let key = ObjectRef::of(cluster, object);
+        let value = serde_json::to_value(object).unwrap_or(Value::Null);
         match owned.get(&key) {
             None => {
                 out.insert(key, Drift::Missing);
             }
-            Some(live) if content_hash(live, object) != desired_hash(object) => {
+            Some(live) if content_hash(live, &value) != desired_hash(&value) => {
                 out.insert(key, Drift::Changed);
             }
             Some(_) => {}
         }
     }
-    let wanted: BTreeSet<ObjectKey> = desired.iter().map(|o| key_of(cluster, o)).collect();
+    let wanted: BTreeSet<ObjectRef> = desired.iter().map(|o| ObjectRef::of(cluster, o)).collect();
     for key in owned.keys().filter(|k| !wanted.contains(k)) {
         out.insert(key.clone(), Drift::Extra);
     }

@@ -1,7 +1,17 @@
 //! Kubernetes clients for target clusters, from a stored kubeconfig (decrypted only in memory)
 //! or from the pod's service account.
 
+use std::future::Future;
 use std::time::Duration;
+
+use super::error::PushError;
+
+/// Builds a client for a cluster by name (the port a deploy and a verify reach clusters
+/// through; implemented once, by the service, which knows the stored credentials).
+pub trait ClusterClients: Sync {
+    fn client(&self, cluster: &str)
+    -> impl Future<Output = Result<kube::Client, PushError>> + Send;
+}
 
 /// How meshintent reaches a cluster.
 pub enum ClusterAccess {
@@ -26,35 +36,36 @@ pub async fn client(
     access: &ClusterAccess,
     connect_timeout: Duration,
     request_timeout: Duration,
-) -> Result<kube::Client, String> {
+) -> Result<kube::Client, PushError> {
     crate::tls::install_crypto_provider();
     let mut config = match access {
         ClusterAccess::Kubeconfig(yaml) => {
             // Messages of the parser may quote the content: never pass them on.
-            let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml)
-                .map_err(|_| "the stored kubeconfig does not parse".to_string())?;
+            let kubeconfig = kube::config::Kubeconfig::from_yaml(yaml).map_err(|_| {
+                PushError::Access("the stored kubeconfig does not parse".to_string())
+            })?;
             kube::Config::from_custom_kubeconfig(
                 kubeconfig,
                 &kube::config::KubeConfigOptions::default(),
             )
             .await
             .map_err(|e| {
-                format!(
+                PushError::Access(format!(
                     "the stored kubeconfig cannot be used: {}",
                     redact(&e.to_string())
-                )
+                ))
             })?
         }
-        ClusterAccess::InCluster => {
-            kube::Config::incluster().map_err(|e| format!("in-cluster configuration: {e}"))?
-        }
+        ClusterAccess::InCluster => kube::Config::incluster()
+            .map_err(|e| PushError::Access(format!("in-cluster configuration: {e}")))?,
     };
     config.connect_timeout = Some(connect_timeout);
     config.read_timeout = Some(request_timeout);
     config.write_timeout = Some(request_timeout);
     config.default_retry = false;
-    kube::Client::try_from(config)
-        .map_err(|e| format!("cannot build a client: {}", redact(&e.to_string())))
+    kube::Client::try_from(config).map_err(|e| {
+        PushError::Access(format!("cannot build a client: {}", redact(&e.to_string())))
+    })
 }
 
 /// Keeps only the first line of an error: kube errors about a kubeconfig can echo fields.

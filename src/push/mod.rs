@@ -3,12 +3,12 @@
 
 pub mod cluster;
 pub mod connect;
+pub mod error;
 pub mod hash;
 pub mod kinds;
 pub mod retry;
 
-pub use cluster::{
-    ClusterOutcome, ClusterPlan, Drift, ObjectEvent, ObjectState, Operation, PushSettings, Recorder,
-};
-pub use connect::ClusterAccess;
+pub use cluster::{ClusterOutcome, ClusterPlan, ObjectEvent, PushSettings, Recorder};
+pub use connect::{ClusterAccess, ClusterClients};
+pub use error::PushError;
 pub use retry::RetryPolicy;

@@ -11,82 +11,24 @@ use uuid::Uuid;
 use super::Service;
 use super::paging::Page;
 use crate::domain::cluster::ClusterSpec;
+pub use crate::domain::deployment::{
+    Action, ClusterState, DeploymentState, Drift, ObjectState, Operation,
+};
+use crate::domain::deployment::{IstioKind, ObjectRef};
 use crate::domain::model::SetAddress;
 use crate::domain::names::Name;
 use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::error::{Error, Result};
 use crate::generate::naming;
-use crate::push::{ClusterAccess, Drift};
-use crate::store::{DeploymentRow, NewDeployment, ObjectKey, ROOT_ID, Tx};
-
-/// What a deployment does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Deploy,
-    Terminate,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Deploy => "deploy",
-            Action::Terminate => "terminate",
-        }
-    }
-}
-
-/// The state of a deployment, or of one cluster in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub enum DeploymentState {
-    Pending,
-    Applying,
-    Applied,
-    Degraded,
-    Failed,
-    Terminating,
-    Terminated,
-}
-
-impl DeploymentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeploymentState::Pending => "Pending",
-            DeploymentState::Applying => "Applying",
-            DeploymentState::Applied => "Applied",
-            DeploymentState::Degraded => "Degraded",
-            DeploymentState::Failed => "Failed",
-            DeploymentState::Terminating => "Terminating",
-            DeploymentState::Terminated => "Terminated",
-        }
-    }
-
-    pub fn parse(s: &str) -> DeploymentState {
-        match s {
-            "Applying" => DeploymentState::Applying,
-            "Applied" => DeploymentState::Applied,
-            "Degraded" => DeploymentState::Degraded,
-            "Failed" => DeploymentState::Failed,
-            "Terminating" => DeploymentState::Terminating,
-            "Terminated" => DeploymentState::Terminated,
-            _ => DeploymentState::Pending,
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            DeploymentState::Pending | DeploymentState::Applying | DeploymentState::Terminating
-        )
-    }
-}
+use crate::push::{ClusterAccess, ClusterClients, PushError};
+use crate::store::{DeploymentRow, Manifests, NewDeployment, ROOT_ID, Tx};
 
 /// A deployment in a list.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentSummary {
     pub revision: i64,
-    /// `deploy` or `terminate`.
-    pub action: String,
+    pub action: Action,
     pub state: DeploymentState,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -110,15 +52,17 @@ pub struct ObjectStatus {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    /// `apply` or `delete` (pruned or terminated).
-    pub operation: String,
-    /// `desired` (not done yet), `applied`, `unchanged`, `pruned`, `conflict` or `failed`.
-    pub state: String,
+    /// `apply` or `delete` (pruned or terminated); `none` in `extraObjects`.
+    pub operation: Operation,
+    /// `desired` (not done yet), `applied`, `unchanged`, `pruned`, `conflict` or `failed`;
+    /// `extra` in `extraObjects`.
+    pub state: ObjectState,
     /// The API server's message, or why meshintent left the object alone.
     pub message: Option<String>,
-    /// With `?verify=true`: `missing` or `changed` when the live object differs.
+    /// With `?verify=true`: `missing` or `changed` when the live object differs; `extra` in
+    /// `extraObjects`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub drift: Option<String>,
+    pub drift: Option<Drift>,
 }
 
 /// One cluster of a deployment.
@@ -126,7 +70,7 @@ pub struct ObjectStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterDeployment {
     pub cluster: String,
-    pub state: DeploymentState,
+    pub state: ClusterState,
     pub message: Option<String>,
     /// Write requests sent to the cluster (0 when nothing had to change).
     pub writes: i64,
@@ -144,7 +88,7 @@ pub struct ClusterDeployment {
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentStatus {
     pub revision: i64,
-    pub action: String,
+    pub action: Action,
     pub state: DeploymentState,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -161,8 +105,8 @@ pub struct DeploymentStatus {
 fn summary(row: &DeploymentRow) -> DeploymentSummary {
     DeploymentSummary {
         revision: row.revision,
-        action: row.action.clone(),
-        state: DeploymentState::parse(&row.state),
+        action: row.action,
+        state: row.state,
         message: row.message.clone(),
         created_at: row.created_at,
         started_at: row.started_at,
@@ -193,27 +137,9 @@ pub fn set_labels(address: &SetAddress) -> BTreeMap<String, String> {
     ])
 }
 
-/// The objects of a stored `manifests` value, per cluster.
-pub fn manifests_by_cluster(
-    manifests: &serde_json::Value,
-) -> BTreeMap<String, Vec<serde_json::Value>> {
-    manifests
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(cluster, objects)| {
-                    (
-                        cluster.clone(),
-                        objects.as_array().cloned().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Service {
     /// Renders the set, stores the rendered objects with a new revision and queues it.
+    #[tracing::instrument(skip(self, caller), fields(set = %path.url(), action = %action, revision))]
     pub async fn enqueue(
         &self,
         path: &ResourcePath,
@@ -224,15 +150,10 @@ impl Service {
         let (manifests, set_id) = match action {
             Action::Deploy => {
                 let (rendered, set_id) = self.render_in(&mut tx, path).await?;
-                let manifests: BTreeMap<String, serde_json::Value> = rendered
+                let manifests: Manifests = rendered
                     .manifests
                     .iter()
-                    .map(|(c, objects)| {
-                        (
-                            c.to_string(),
-                            serde_json::to_value(objects).unwrap_or_default(),
-                        )
-                    })
+                    .map(|(c, objects)| (c.to_string(), objects.clone()))
                     .collect();
                 (manifests, set_id)
             }
@@ -244,13 +165,12 @@ impl Service {
             }
         };
         let revision = tx.next_deployment_revision(set_id).await?;
-        let manifests =
-            serde_json::to_value(&manifests).map_err(|e| Error::internal("manifests", e))?;
+        tracing::Span::current().record("revision", revision);
         let id = tx
             .insert_deployment(NewDeployment {
                 set_id,
                 revision,
-                action: action.as_str(),
+                action,
                 manifests: manifests.clone(),
             })
             .await
@@ -260,8 +180,7 @@ impl Service {
                 }
                 other => other.into(),
             })?;
-        let mut clusters: BTreeSet<String> =
-            manifests_by_cluster(&manifests).keys().cloned().collect();
+        let mut clusters: BTreeSet<String> = manifests.keys().cloned().collect();
         clusters.extend(
             tx.inventory(set_id)
                 .await?
@@ -269,12 +188,13 @@ impl Service {
                 .map(|r| r.key.cluster),
         );
         for cluster in &clusters {
-            tx.insert_deployment_cluster(id, cluster, "Pending").await?;
+            tx.insert_deployment_cluster(id, cluster, ClusterState::Pending)
+                .await?;
         }
-        for (cluster, objects) in manifests_by_cluster(&manifests) {
-            for object in &objects {
-                let key = crate::push::cluster::key_of(&cluster, object);
-                tx.upsert_object_state(id, &key, "apply", "desired", None)
+        for (cluster, objects) in &manifests {
+            for object in objects {
+                let key = ObjectRef::of(cluster, object);
+                tx.upsert_object_state(id, &key, Operation::Apply, ObjectState::Desired, None)
                     .await?;
             }
         }
@@ -326,8 +246,8 @@ impl Service {
                 .entry(o.key.cluster.clone())
                 .or_default()
                 .push(ObjectStatus {
-                    api_version: o.key.api_version,
-                    kind: o.key.kind,
+                    api_version: o.key.kind.api_version().to_owned(),
+                    kind: o.key.kind.name().to_owned(),
                     namespace: o.key.namespace,
                     name: o.key.name,
                     operation: o.operation,
@@ -341,7 +261,7 @@ impl Service {
             .map(|c| ClusterDeployment {
                 objects: by_cluster.remove(&c.cluster).unwrap_or_default(),
                 cluster: c.cluster,
-                state: DeploymentState::parse(&c.state),
+                state: c.state,
                 message: c.message,
                 writes: c.writes,
                 extra_objects: Vec::new(),
@@ -350,8 +270,8 @@ impl Service {
             .collect();
         Ok(DeploymentStatus {
             revision: row.revision,
-            action: row.action.clone(),
-            state: DeploymentState::parse(&row.state),
+            action: row.action,
+            state: row.state,
             message: row.message.clone(),
             created_at: row.created_at,
             started_at: row.started_at,
@@ -363,6 +283,7 @@ impl Service {
     }
 
     /// The latest deployment, with the live objects compared with what it decided.
+    #[tracing::instrument(skip(self), fields(set = %path.url()))]
     pub async fn verify_deployment(&self, path: &ResourcePath) -> Result<DeploymentStatus> {
         let mut status = self.deployment_status(path, None).await?;
         let address = SetAddress::from_path(path)
@@ -375,49 +296,42 @@ impl Service {
                 .deployment_by_revision(set_id, status.revision)
                 .await?
                 .ok_or_else(|| Error::internal("verify", "row vanished"))?;
-            manifests_by_cluster(&row.manifests.0)
+            row.manifests
         };
         let settings = self.push_settings();
         let mut drifted = false;
         for cluster in &mut status.clusters {
             let wanted = desired.get(&cluster.cluster).cloned().unwrap_or_default();
-            let result = match self.cluster_access(&cluster.cluster).await {
-                Ok(access) => match crate::push::connect::client(
-                    &access,
-                    settings.connect_timeout,
-                    settings.request_timeout,
-                )
-                .await
-                {
-                    Ok(client) => {
-                        crate::push::cluster::verify(
-                            &client,
-                            &cluster.cluster,
-                            &labels,
-                            &wanted,
-                            &settings.retry,
-                        )
-                        .await
-                    }
-                    Err(e) => Err(e),
-                },
+            let result = match self.client(&cluster.cluster).await {
+                Ok(client) => {
+                    crate::push::cluster::verify(
+                        &client,
+                        &cluster.cluster,
+                        &labels,
+                        &wanted,
+                        &settings.retry,
+                    )
+                    .await
+                }
                 Err(e) => Err(e),
             };
             match result {
                 Ok(drift) => {
                     for object in &mut cluster.objects {
-                        let key = ObjectKey {
-                            cluster: cluster.cluster.clone(),
-                            api_version: object.api_version.clone(),
-                            kind: object.kind.clone(),
-                            namespace: object.namespace.clone(),
-                            name: object.name.clone(),
+                        let Ok(kind) = IstioKind::of(&object.api_version, &object.kind) else {
+                            continue;
                         };
+                        let key = ObjectRef::new(
+                            cluster.cluster.clone(),
+                            kind,
+                            object.namespace.clone(),
+                            object.name.clone(),
+                        );
                         object.drift = match drift.get(&key) {
-                            Some(Drift::Missing) if object.operation == "apply" => {
-                                Some("missing".into())
+                            Some(Drift::Missing) if object.operation == Operation::Apply => {
+                                Some(Drift::Missing)
                             }
-                            Some(Drift::Changed) => Some("changed".into()),
+                            Some(Drift::Changed) => Some(Drift::Changed),
                             _ => None,
                         };
                         drifted |= object.drift.is_some();
@@ -425,29 +339,29 @@ impl Service {
                     for (key, d) in drift {
                         if d == Drift::Extra
                             && !cluster.objects.iter().any(|o| {
-                                o.kind == key.kind
+                                o.kind == key.kind.name()
                                     && o.namespace == key.namespace
                                     && o.name == key.name
-                                    && o.operation == "apply"
+                                    && o.operation == Operation::Apply
                             })
                         {
                             drifted = true;
                             cluster.extra_objects.push(ObjectStatus {
-                                api_version: key.api_version,
-                                kind: key.kind,
+                                api_version: key.kind.api_version().to_owned(),
+                                kind: key.kind.name().to_owned(),
                                 namespace: key.namespace,
                                 name: key.name,
-                                operation: "none".into(),
-                                state: "extra".into(),
+                                operation: Operation::Nothing,
+                                state: ObjectState::Extra,
                                 message: Some("labelled as this set's but not desired".into()),
-                                drift: Some("extra".into()),
+                                drift: Some(Drift::Extra),
                             });
                         }
                     }
                 }
                 Err(e) => {
                     drifted = true;
-                    cluster.verify_error = Some(e);
+                    cluster.verify_error = Some(e.to_string());
                 }
             }
         }
@@ -497,35 +411,50 @@ impl Service {
     pub async fn cluster_access(
         &self,
         cluster: &str,
-    ) -> std::result::Result<ClusterAccess, String> {
+    ) -> std::result::Result<ClusterAccess, PushError> {
+        let access = |m: String| PushError::Access(m);
         let name: Name = cluster
             .parse()
-            .map_err(|_| format!("cluster \"{cluster}\" does not exist"))?;
-        let mut tx = self.store.begin_read().await.map_err(|e| e.to_string())?;
+            .map_err(|_| access(format!("cluster \"{cluster}\" does not exist")))?;
+        let mut tx = self
+            .store
+            .begin_read()
+            .await
+            .map_err(|e| access(e.to_string()))?;
         let row = tx
             .child(ROOT_ID, Kind::Cluster, &Key::named(name))
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("cluster \"{cluster}\" does not exist (any more)"))?;
+            .map_err(|e| access(e.to_string()))?
+            .ok_or_else(|| access(format!("cluster \"{cluster}\" does not exist (any more)")))?;
         let spec: ClusterSpec =
-            serde_json::from_value(row.spec.0.clone()).map_err(|e| e.to_string())?;
+            serde_json::from_value(row.spec.0.clone()).map_err(|e| access(e.to_string()))?;
         if spec.in_cluster {
             return Ok(ClusterAccess::InCluster);
         }
         let sealed = tx
             .credential(row.id)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| access(e.to_string()))?
             .ok_or_else(|| {
-                format!("cluster \"{cluster}\" has no kubeconfig (and inCluster is false)")
+                access(format!(
+                    "cluster \"{cluster}\" has no kubeconfig (and inCluster is false)"
+                ))
             })?;
         let plain = self
             .secrets
             .open(&sealed, row.id.as_bytes())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| access(e.to_string()))?;
         String::from_utf8(plain)
             .map(ClusterAccess::Kubeconfig)
-            .map_err(|_| "the stored kubeconfig is not text".to_string())
+            .map_err(|_| access("the stored kubeconfig is not text".to_string()))
+    }
+
+    /// The deployments waiting or running (and the `meshintent_queue_depth` gauge set to it).
+    pub async fn queue_depth(&self) -> Result<i64> {
+        let mut tx = self.store.begin_read().await?;
+        let depth = tx.queue_depth().await?;
+        metrics::gauge!("meshintent_queue_depth").set(depth as f64);
+        Ok(depth)
     }
 
     /// Where a set sits in the tree, from its id (for a worker that only has the deployment).
@@ -579,5 +508,15 @@ impl Service {
             )));
         }
         Ok(())
+    }
+}
+
+impl ClusterClients for Service {
+    /// A client with meshintent's timeouts, from the cluster's stored access.
+    async fn client(&self, cluster: &str) -> std::result::Result<kube::Client, PushError> {
+        let settings = self.push_settings();
+        let access = self.cluster_access(cluster).await?;
+        crate::push::connect::client(&access, settings.connect_timeout, settings.request_timeout)
+            .await
     }
 }

@@ -21,7 +21,7 @@ pub use access::{AuditEvent, AuditEventList, Caller};
 pub use crud::{Deleted, IfMatch, ListPage, etag};
 pub use deploy::{
     Action, ClusterDeployment, DeploymentList, DeploymentState, DeploymentStatus,
-    DeploymentSummary, ObjectStatus, manifests_by_cluster, set_labels,
+    DeploymentSummary, ObjectStatus, set_labels,
 };
 pub use paging::{Page, PageToken};
 pub use render::{RenderedSet, render_error};

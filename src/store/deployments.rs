@@ -5,20 +5,31 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
 use super::{StoreError, StoreResult, Tx, TxInner, on_conn};
+use crate::domain::deployment::{
+    Action, ClusterState, DeploymentState, IstioKind, ObjectRef, ObjectState, Operation,
+};
+use crate::istio::IstioObject;
 
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// The rendered objects of a deployment, per cluster. Stored as JSON
+/// `{"<cluster>": [<object>, ...]}`, the format every release so far has written.
+pub type Manifests = BTreeMap<String, Vec<IstioObject>>;
+
+#[derive(Clone, Debug)]
 pub struct DeploymentRow {
     pub id: Uuid,
     pub set_id: Uuid,
     pub revision: i64,
-    pub action: String,
-    pub state: String,
-    pub manifests: Json<serde_json::Value>,
+    pub action: Action,
+    pub state: DeploymentState,
+    pub manifests: Manifests,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -26,40 +37,170 @@ pub struct DeploymentRow {
     pub claimed_by: Option<String>,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct ClusterRow {
     pub cluster: String,
-    pub state: String,
+    pub state: ClusterState,
     pub message: Option<String>,
     pub writes: i64,
     pub updated_at: DateTime<Utc>,
 }
 
-/// Where an object lives: its cluster and Kubernetes identity.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::FromRow)]
-pub struct ObjectKey {
-    pub cluster: String,
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct ObjectRow {
-    #[sqlx(flatten)]
-    pub key: ObjectKey,
-    pub operation: String,
-    pub state: String,
+    pub key: ObjectRef,
+    pub operation: Operation,
+    pub state: ObjectState,
     pub message: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct InventoryRow {
-    #[sqlx(flatten)]
-    pub key: ObjectKey,
+    pub key: ObjectRef,
     pub spec_hash: String,
+}
+
+/// A stored spelling as the domain type, or `Corrupt` naming the column.
+fn parse<T: FromStr>(column: &str, value: &str) -> StoreResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+#[derive(sqlx::FromRow)]
+struct RawDeployment {
+    id: Uuid,
+    set_id: Uuid,
+    revision: i64,
+    action: String,
+    state: String,
+    manifests: Json<serde_json::Value>,
+    message: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    claimed_by: Option<String>,
+}
+
+impl TryFrom<RawDeployment> for DeploymentRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawDeployment) -> StoreResult<DeploymentRow> {
+        let manifests: Manifests = serde_json::from_value(raw.manifests.0).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "deployments.manifests of revision {}: {e}",
+                raw.revision
+            ))
+        })?;
+        Ok(DeploymentRow {
+            id: raw.id,
+            set_id: raw.set_id,
+            revision: raw.revision,
+            action: parse("deployments.action", &raw.action)?,
+            state: parse("deployments.state", &raw.state)?,
+            manifests,
+            message: raw.message,
+            created_at: raw.created_at,
+            started_at: raw.started_at,
+            finished_at: raw.finished_at,
+            claimed_by: raw.claimed_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RawCluster {
+    cluster: String,
+    state: String,
+    message: Option<String>,
+    writes: i64,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<RawCluster> for ClusterRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawCluster) -> StoreResult<ClusterRow> {
+        Ok(ClusterRow {
+            state: parse("deployment_clusters.state", &raw.state)?,
+            cluster: raw.cluster,
+            message: raw.message,
+            writes: raw.writes,
+            updated_at: raw.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RawKey {
+    cluster: String,
+    api_version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl TryFrom<RawKey> for ObjectRef {
+    type Error = StoreError;
+
+    fn try_from(raw: RawKey) -> StoreResult<ObjectRef> {
+        let kind = IstioKind::of(&raw.api_version, &raw.kind)
+            .map_err(|e| StoreError::Corrupt(format!("object kind: {e}")))?;
+        Ok(ObjectRef::new(raw.cluster, kind, raw.namespace, raw.name))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RawObject {
+    #[sqlx(flatten)]
+    key: RawKey,
+    operation: String,
+    state: String,
+    message: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<RawObject> for ObjectRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawObject) -> StoreResult<ObjectRow> {
+        Ok(ObjectRow {
+            key: raw.key.try_into()?,
+            operation: parse("deployment_objects.operation", &raw.operation)?,
+            state: parse("deployment_objects.state", &raw.state)?,
+            message: raw.message,
+            updated_at: raw.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RawInventory {
+    #[sqlx(flatten)]
+    key: RawKey,
+    spec_hash: String,
+}
+
+impl TryFrom<RawInventory> for InventoryRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawInventory) -> StoreResult<InventoryRow> {
+        Ok(InventoryRow {
+            key: raw.key.try_into()?,
+            spec_hash: raw.spec_hash,
+        })
+    }
+}
+
+fn typed<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
 }
 
 const DEPLOYMENT_COLUMNS_WHERE_ID: &str = "SELECT id, set_id, revision, action, state, manifests, message, created_at, started_at, finished_at, claimed_by \
@@ -97,30 +238,31 @@ const INVENTORY_IN_SUBTREE: &str = "SELECT COUNT(*) FROM deployed_objects WHERE 
        SELECT id FROM resources WHERE id = $1 \
        UNION ALL SELECT r.id FROM resources r JOIN subtree s ON r.parent_id = s.id) \
      SELECT id FROM subtree)";
-const QUEUE_DEPTH: &str =
-    "SELECT COUNT(*) FROM deployments WHERE state IN ('Pending', 'Applying', 'Terminating')";
+/// Binds the unfinished states as `$1, $2, $3`.
+const QUEUE_DEPTH: &str = "SELECT COUNT(*) FROM deployments WHERE state IN ($1, $2, $3)";
 const RENEW: &str = "UPDATE deployments SET claimed_until = $3 WHERE id = $1 AND claimed_by = $2";
 const FINISH: &str = "UPDATE deployments SET state = $3, message = $4, finished_at = $5, claimed_by = NULL, claimed_until = NULL \
      WHERE id = $1 AND claimed_by = $2";
 
 /// The oldest runnable deployment: waiting or abandoned (its lease ran out), and no earlier
-/// revision of its set unfinished (a set's deployments run one after the other).
+/// revision of its set unfinished (a set's deployments run one after the other). `$2, $3, $4`
+/// are the unfinished states.
 const CLAIMABLE: &str = "SELECT d.id FROM deployments d \
-     WHERE d.state IN ('Pending', 'Applying', 'Terminating') \
+     WHERE d.state IN ($2, $3, $4) \
        AND (d.claimed_until IS NULL OR d.claimed_until < $1) \
        AND NOT EXISTS (SELECT 1 FROM deployments e WHERE e.set_id = d.set_id AND e.revision < d.revision \
-                       AND e.state IN ('Pending', 'Applying', 'Terminating')) \
+                       AND e.state IN ($2, $3, $4)) \
      ORDER BY d.created_at, d.revision";
 const CLAIM: &str = "UPDATE deployments SET claimed_by = $2, claimed_until = $3, started_at = COALESCE(started_at, $4), \
-       state = CASE WHEN action = 'terminate' THEN 'Terminating' ELSE 'Applying' END \
+       state = CASE WHEN action = $5 THEN $6 ELSE $7 END \
      WHERE id = $1 AND (claimed_until IS NULL OR claimed_until < $4)";
 
 /// A new deployment row.
 pub struct NewDeployment {
     pub set_id: Uuid,
     pub revision: i64,
-    pub action: &'static str,
-    pub manifests: serde_json::Value,
+    pub action: Action,
+    pub manifests: Manifests,
 }
 
 impl Tx {
@@ -136,15 +278,14 @@ impl Tx {
 
     pub async fn insert_deployment(&mut self, new: NewDeployment) -> StoreResult<Uuid> {
         let id = Uuid::new_v4();
-        let manifests = Json(new.manifests);
         let result = on_conn!(self, |c| {
             sqlx::query(INSERT)
                 .bind(id)
                 .bind(new.set_id)
                 .bind(new.revision)
-                .bind(new.action)
-                .bind("Pending")
-                .bind(&manifests)
+                .bind(new.action.as_str())
+                .bind(DeploymentState::Pending.as_str())
+                .bind(Json(&new.manifests))
                 .bind(now())
                 .execute(&mut *c)
                 .await
@@ -158,13 +299,13 @@ impl Tx {
         &mut self,
         deployment: Uuid,
         cluster: &str,
-        state: &str,
+        state: ClusterState,
     ) -> StoreResult<()> {
         on_conn!(self, |c| {
             sqlx::query(INSERT_CLUSTER)
                 .bind(deployment)
                 .bind(cluster)
-                .bind(state)
+                .bind(state.as_str())
                 .bind(now())
                 .execute(&mut *c)
                 .await?;
@@ -176,7 +317,7 @@ impl Tx {
         &mut self,
         deployment: Uuid,
         cluster: &str,
-        state: &str,
+        state: ClusterState,
         message: Option<&str>,
         writes: i64,
     ) -> StoreResult<()> {
@@ -184,7 +325,7 @@ impl Tx {
             sqlx::query(SET_CLUSTER)
                 .bind(deployment)
                 .bind(cluster)
-                .bind(state)
+                .bind(state.as_str())
                 .bind(message)
                 .bind(writes)
                 .bind(now())
@@ -197,21 +338,21 @@ impl Tx {
     pub async fn upsert_object_state(
         &mut self,
         deployment: Uuid,
-        key: &ObjectKey,
-        operation: &str,
-        state: &str,
+        key: &ObjectRef,
+        operation: Operation,
+        state: ObjectState,
         message: Option<&str>,
     ) -> StoreResult<()> {
         on_conn!(self, |c| {
             sqlx::query(UPSERT_OBJECT)
                 .bind(deployment)
                 .bind(&key.cluster)
-                .bind(&key.api_version)
-                .bind(&key.kind)
+                .bind(key.kind.api_version())
+                .bind(key.kind.name())
                 .bind(&key.namespace)
                 .bind(&key.name)
-                .bind(operation)
-                .bind(state)
+                .bind(operation.as_str())
+                .bind(state.as_str())
                 .bind(message)
                 .bind(now())
                 .execute(&mut *c)
@@ -222,22 +363,22 @@ impl Tx {
 
     pub async fn deployment(&mut self, id: Uuid) -> StoreResult<Option<DeploymentRow>> {
         let row = on_conn!(self, |c| {
-            sqlx::query_as::<_, DeploymentRow>(DEPLOYMENT_COLUMNS_WHERE_ID)
+            sqlx::query_as::<_, RawDeployment>(DEPLOYMENT_COLUMNS_WHERE_ID)
                 .bind(id)
                 .fetch_optional(&mut *c)
                 .await?
         });
-        Ok(row)
+        row.map(DeploymentRow::try_from).transpose()
     }
 
     pub async fn latest_deployment(&mut self, set_id: Uuid) -> StoreResult<Option<DeploymentRow>> {
         let row = on_conn!(self, |c| {
-            sqlx::query_as::<_, DeploymentRow>(LATEST)
+            sqlx::query_as::<_, RawDeployment>(LATEST)
                 .bind(set_id)
                 .fetch_optional(&mut *c)
                 .await?
         });
-        Ok(row)
+        row.map(DeploymentRow::try_from).transpose()
     }
 
     pub async fn deployment_by_revision(
@@ -246,13 +387,13 @@ impl Tx {
         revision: i64,
     ) -> StoreResult<Option<DeploymentRow>> {
         let row = on_conn!(self, |c| {
-            sqlx::query_as::<_, DeploymentRow>(BY_REVISION)
+            sqlx::query_as::<_, RawDeployment>(BY_REVISION)
                 .bind(set_id)
                 .bind(revision)
                 .fetch_optional(&mut *c)
                 .await?
         });
-        Ok(row)
+        row.map(DeploymentRow::try_from).transpose()
     }
 
     /// Deployments of a set older than `before`, newest first.
@@ -263,51 +404,51 @@ impl Tx {
         limit: u32,
     ) -> StoreResult<Vec<DeploymentRow>> {
         let rows = on_conn!(self, |c| {
-            sqlx::query_as::<_, DeploymentRow>(PAGE)
+            sqlx::query_as::<_, RawDeployment>(PAGE)
                 .bind(set_id)
                 .bind(before)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *c)
                 .await?
         });
-        Ok(rows)
+        typed(rows)
     }
 
     pub async fn deployment_clusters(&mut self, deployment: Uuid) -> StoreResult<Vec<ClusterRow>> {
         let rows = on_conn!(self, |c| {
-            sqlx::query_as::<_, ClusterRow>(CLUSTERS)
+            sqlx::query_as::<_, RawCluster>(CLUSTERS)
                 .bind(deployment)
                 .fetch_all(&mut *c)
                 .await?
         });
-        Ok(rows)
+        typed(rows)
     }
 
     pub async fn deployment_objects(&mut self, deployment: Uuid) -> StoreResult<Vec<ObjectRow>> {
         let rows = on_conn!(self, |c| {
-            sqlx::query_as::<_, ObjectRow>(OBJECTS)
+            sqlx::query_as::<_, RawObject>(OBJECTS)
                 .bind(deployment)
                 .fetch_all(&mut *c)
                 .await?
         });
-        Ok(rows)
+        typed(rows)
     }
 
     /// What the set has on every cluster.
     pub async fn inventory(&mut self, set_id: Uuid) -> StoreResult<Vec<InventoryRow>> {
         let rows = on_conn!(self, |c| {
-            sqlx::query_as::<_, InventoryRow>(INVENTORY)
+            sqlx::query_as::<_, RawInventory>(INVENTORY)
                 .bind(set_id)
                 .fetch_all(&mut *c)
                 .await?
         });
-        Ok(rows)
+        typed(rows)
     }
 
     pub async fn upsert_inventory(
         &mut self,
         set_id: Uuid,
-        key: &ObjectKey,
+        key: &ObjectRef,
         spec_hash: &str,
         deployment: Uuid,
     ) -> StoreResult<()> {
@@ -315,8 +456,8 @@ impl Tx {
             sqlx::query(UPSERT_INVENTORY)
                 .bind(set_id)
                 .bind(&key.cluster)
-                .bind(&key.api_version)
-                .bind(&key.kind)
+                .bind(key.kind.api_version())
+                .bind(key.kind.name())
                 .bind(&key.namespace)
                 .bind(&key.name)
                 .bind(spec_hash)
@@ -328,13 +469,13 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn delete_inventory(&mut self, set_id: Uuid, key: &ObjectKey) -> StoreResult<()> {
+    pub async fn delete_inventory(&mut self, set_id: Uuid, key: &ObjectRef) -> StoreResult<()> {
         on_conn!(self, |c| {
             sqlx::query(DELETE_INVENTORY)
                 .bind(set_id)
                 .bind(&key.cluster)
-                .bind(&key.api_version)
-                .bind(&key.kind)
+                .bind(key.kind.api_version())
+                .bind(key.kind.name())
                 .bind(&key.namespace)
                 .bind(&key.name)
                 .execute(&mut *c)
@@ -356,7 +497,11 @@ impl Tx {
     }
 
     pub async fn queue_depth(&mut self) -> StoreResult<i64> {
+        let [a, b, c3] = DeploymentState::UNFINISHED.map(DeploymentState::as_str);
         let n = on_conn!(self, |c| sqlx::query_scalar::<_, i64>(QUEUE_DEPTH)
+            .bind(a)
+            .bind(b)
+            .bind(c3)
             .fetch_one(&mut *c)
             .await?);
         Ok(n)
@@ -372,12 +517,16 @@ impl Tx {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
         let now = now();
+        let [s1, s2, s3] = DeploymentState::UNFINISHED.map(DeploymentState::as_str);
         let candidate: Option<Uuid> = match &mut self.inner {
             TxInner::Postgres(t) => {
                 let sql =
                     sqlx::AssertSqlSafe(format!("{CLAIMABLE} LIMIT 1 FOR UPDATE SKIP LOCKED"));
                 sqlx::query_scalar::<_, Uuid>(sql)
                     .bind(now)
+                    .bind(s1)
+                    .bind(s2)
+                    .bind(s3)
                     .fetch_optional(&mut **t)
                     .await?
             }
@@ -385,6 +534,9 @@ impl Tx {
                 let sql = sqlx::AssertSqlSafe(format!("{CLAIMABLE} LIMIT 1"));
                 sqlx::query_scalar::<_, Uuid>(sql)
                     .bind(now)
+                    .bind(s1)
+                    .bind(s2)
+                    .bind(s3)
                     .fetch_optional(&mut **t)
                     .await?
             }
@@ -396,6 +548,9 @@ impl Tx {
                 .bind(worker)
                 .bind(lease_until)
                 .bind(now)
+                .bind(Action::Terminate.as_str())
+                .bind(Action::Terminate.claimed().as_str())
+                .bind(Action::Deploy.claimed().as_str())
                 .execute(&mut *c)
                 .await?
                 .rows_affected()
@@ -427,14 +582,14 @@ impl Tx {
         &mut self,
         id: Uuid,
         worker: &str,
-        state: &str,
+        state: DeploymentState,
         message: Option<&str>,
     ) -> StoreResult<bool> {
         let n = on_conn!(self, |c| {
             sqlx::query(FINISH)
                 .bind(id)
                 .bind(worker)
-                .bind(state)
+                .bind(state.as_str())
                 .bind(message)
                 .bind(now())
                 .execute(&mut *c)

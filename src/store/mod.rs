@@ -16,7 +16,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 pub use access::{AuditFilter, AuditRow, BindingRow, NewAuditEvent, TokenRow};
 pub use deployments::{
-    ClusterRow, DeploymentRow, InventoryRow, NewDeployment, ObjectKey, ObjectRow,
+    ClusterRow, DeploymentRow, InventoryRow, Manifests, NewDeployment, ObjectRow,
 };
 pub use resources::{NewResource, ROOT_ID, Referrer, ResourceRow};
 pub use vips::VipRow;
@@ -34,6 +34,10 @@ pub enum StoreError {
     /// referenced row is gone.
     #[error("foreign key violation")]
     ForeignKey,
+    /// A stored value that does not parse (a state, a kind, a manifest): the row is damaged or
+    /// was written by a newer release.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

@@ -318,6 +318,33 @@ both_backends!(
 );
 
 both_backends!(
+    a_forbidden_list_keeps_its_http_code_in_the_messages,
+    |app| {
+        let (a, _b) = seed(&app).await;
+        // A token without permission to list Gateways (RBAC): 403, not retried.
+        a.fail_next(FailRule {
+            method: Some("GET"),
+            path_contains: Some("/gateways"),
+            status: 403,
+            times: 1,
+        });
+        let status = wait(&app, deploy(&app, "deploy").await).await;
+        let failed = cluster(&status, "cluster01");
+        assert_eq!(failed["state"], "Failed", "{status:#}");
+        let message = failed["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("cannot list Gateway objects: 403"),
+            "{failed:#}"
+        );
+        for object in failed["objects"].as_array().unwrap() {
+            assert_eq!(object["state"], "failed", "{object:#}");
+            assert_eq!(object["message"].as_str(), Some(message), "{object:#}");
+        }
+        assert_eq!(a.write_count(), 0);
+    }
+);
+
+both_backends!(
     a_cluster_without_istio_fails_with_one_clear_message,
     |app| {
         let (a, _b) = seed(&app).await;

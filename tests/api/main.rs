@@ -22,5 +22,6 @@ mod openapi;
 mod process;
 mod scenarios;
 mod secrets;
+mod stored_deployments;
 mod traffic;
 mod validation;
