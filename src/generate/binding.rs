@@ -24,8 +24,8 @@ use super::vips::VipTable;
 pub struct Binding {
     /// The client cluster this binding is for.
     pub cluster: String,
-    /// How the client reaches the service: `local`, `direct` or `egressGateway`.
-    pub reach: String,
+    /// How the client reaches the service from its cluster.
+    pub reach: Reach,
     /// Where the client can address the service.
     pub endpoints: Vec<Endpoint>,
     /// Rewrites for credentials issued for the service (input of `POST /v2/adapt-credentials`).
@@ -101,7 +101,11 @@ pub fn binding(
         endpoint(format!("{service}.{namespace}.svc"), port),
     ];
     let (target, endpoints, reach) = match site.reach {
-        Reach::Local => (endpoint(fqdn, port), vec![endpoint(fqdn, port)], "local"),
+        Reach::Local => (
+            endpoint(fqdn, port),
+            vec![endpoint(fqdn, port)],
+            Reach::Local,
+        ),
         remote => {
             let vip = vips
                 .get(&(site.site.name.clone(), plan.host.clone()))
@@ -125,21 +129,16 @@ pub fn binding(
                     ));
                 }
             }
-            let reach = if remote == Reach::Direct {
-                "direct"
-            } else {
-                "egressGateway"
-            };
             (
                 endpoint(vip.to_string(), port),
                 vec![endpoint(fqdn, port), endpoint(vip.to_string(), port)],
-                reach,
+                remote,
             )
         }
     };
     Ok(Binding {
         cluster: site.site.name.to_string(),
-        reach: reach.to_owned(),
+        reach,
         endpoints,
         endpoint_mappings: sources
             .into_iter()

@@ -16,7 +16,10 @@ pub struct Site<'m> {
 }
 
 /// How a client reaches the service from its cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "camelCase")]
 pub enum Reach {
     /// The service runs on the client's cluster.
     Local,

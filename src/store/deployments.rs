@@ -71,6 +71,44 @@ where
         .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
+/// How `deployments.manifests` is stored: versioned, so that a later release can change the
+/// layout and still read what this one wrote. Rows written before the version existed hold the
+/// bare map of cluster to objects (`Legacy`); a map never has a numeric `format`, so the two
+/// cannot be confused.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StoredManifests<M> {
+    Versioned { format: u32, clusters: M },
+    Legacy(M),
+}
+
+/// The layout this release writes.
+const MANIFESTS_FORMAT: u32 = 1;
+
+impl<'a> StoredManifests<&'a Manifests> {
+    fn current(manifests: &'a Manifests) -> Self {
+        StoredManifests::Versioned {
+            format: MANIFESTS_FORMAT,
+            clusters: manifests,
+        }
+    }
+}
+
+impl StoredManifests<Manifests> {
+    fn read(value: serde_json::Value) -> Result<Manifests, String> {
+        match serde_json::from_value::<StoredManifests<Manifests>>(value) {
+            Ok(StoredManifests::Versioned { format, clusters }) if format == MANIFESTS_FORMAT => {
+                Ok(clusters)
+            }
+            Ok(StoredManifests::Versioned { format, .. }) => Err(format!(
+                "format {format} was written by a newer release (this one reads {MANIFESTS_FORMAT})"
+            )),
+            Ok(StoredManifests::Legacy(clusters)) => Ok(clusters),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct RawDeployment {
     id: Uuid,
@@ -90,7 +128,7 @@ impl TryFrom<RawDeployment> for DeploymentRow {
     type Error = StoreError;
 
     fn try_from(raw: RawDeployment) -> StoreResult<DeploymentRow> {
-        let manifests: Manifests = serde_json::from_value(raw.manifests.0).map_err(|e| {
+        let manifests = StoredManifests::read(raw.manifests.0).map_err(|e| {
             StoreError::Corrupt(format!(
                 "deployments.manifests of revision {}: {e}",
                 raw.revision
@@ -285,7 +323,7 @@ impl Tx {
                 .bind(new.revision)
                 .bind(new.action.as_str())
                 .bind(DeploymentState::Pending.as_str())
-                .bind(Json(&new.manifests))
+                .bind(Json(StoredManifests::current(&new.manifests)))
                 .bind(now())
                 .execute(&mut *c)
                 .await

@@ -157,6 +157,18 @@ both_backends!(
             .await
             .expect(202);
         assert_eq!(reply.body["revision"], 2);
+        // What this release writes carries its format version beside the clusters' objects.
+        on_db!(app, |conn| {
+            let stored: Json<Value> =
+                sqlx::query_scalar("SELECT manifests FROM deployments WHERE revision = 2")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            assert_eq!(stored.0["format"], 1, "{:#}", stored.0);
+            let clusters: Vec<&String> = stored.0["clusters"].as_object().unwrap().keys().collect();
+            let rendered: Vec<&String> = manifests.as_object().unwrap().keys().collect();
+            assert_eq!(clusters, rendered);
+        });
     }
 );
 
