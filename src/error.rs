@@ -48,12 +48,28 @@ pub enum Error {
     /// The service cannot answer now (e.g. the database is down).
     #[error("{0}")]
     Unavailable(String),
-    /// A bug or an unexpected failure. The cause is logged, never returned.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A bug or an unexpected failure. The cause is logged (with its chain), never returned.
+    #[error("internal error: {context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes, outermost first, for the one log line at the boundary.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
 
 impl Error {
     pub fn invalid(errors: Vec<FieldError>) -> Error {
@@ -69,7 +85,10 @@ impl Error {
     }
 
     pub fn internal(context: &str, cause: impl std::fmt::Display) -> Error {
-        Error::Internal(format!("{context}: {cause}"))
+        Error::Internal {
+            context: format!("{context}: {cause}"),
+            source: None,
+        }
     }
 }
 
@@ -78,7 +97,24 @@ impl From<StoreError> for Error {
         if e.is_unavailable() {
             Error::Unavailable("the database is not reachable".into())
         } else {
-            Error::Internal(e.to_string())
+            Error::Internal {
+                context: "the database failed".into(),
+                source: Some(Box::new(e)),
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_keep_their_cause_for_the_log_but_not_the_answer() {
+        let e = Error::from(StoreError::Corrupt("deployments.state: \"Bogus\"".into()));
+        let logged = chain(&e);
+        assert!(logged.contains("the database failed"), "{logged}");
+        assert!(logged.contains("Bogus"), "{logged}");
+        assert!(!e.to_string().contains("Bogus"), "{e}");
     }
 }

@@ -67,7 +67,7 @@ impl Error {
             Error::PreconditionFailed(_) => "precondition-failed",
             Error::Invalid { .. } => "validation",
             Error::Unavailable(_) => "unavailable",
-            Error::Internal(_) => "internal",
+            Error::Internal { .. } => "internal",
         }
     }
 
@@ -77,7 +77,7 @@ impl Error {
                 (detail.clone(), errors.clone())
             }
             // Internal details are logged (see `error_response`), never returned.
-            Error::Internal(_) => (
+            Error::Internal { .. } => (
                 "the server failed to handle the request; the failure is logged".to_owned(),
                 Vec::new(),
             ),
@@ -101,13 +101,15 @@ impl ResponseError for Error {
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Error::Internal(cause) => tracing::error!(%cause, "request failed"),
+            Error::Internal { .. } => {
+                tracing::error!(cause = %crate::error::chain(self), "request failed")
+            }
             Error::Unavailable(cause) => tracing::warn!(%cause, "request failed"),
             _ => {}
         }
