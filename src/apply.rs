@@ -50,6 +50,9 @@ pub enum ApplyError {
     Transport { url: String, message: String },
     #[error("the document is invalid:\n{0}")]
     Document(String),
+    /// The server answered with something this client does not understand.
+    #[error("{path}: unexpected answer: {message}")]
+    Unexpected { path: String, message: String },
 }
 
 fn fields(errors: &[(String, String)]) -> String {
@@ -330,16 +333,21 @@ pub fn set_paths(document: &IntentDocument) -> Vec<ResourcePath> {
 
 /// Queues a deploy of the set; returns the deployment's URL.
 pub async fn deploy(client: &ApiClient, set: &ResourcePath) -> Result<String, ApplyError> {
+    /// The part of the API's `DeploymentSummary` this needs.
+    #[derive(Deserialize)]
+    struct Queued {
+        revision: i64,
+    }
+    let path = format!("{}/deploy", set.url());
     let queued = client
-        .request(
-            reqwest::Method::POST,
-            &format!("{}/deploy", set.url()),
-            None,
-        )
+        .request(reqwest::Method::POST, &path, None)
         .await?
         .unwrap_or_default();
-    let revision = queued["revision"].as_i64().unwrap_or_default();
-    Ok(format!("{}/deployments/{revision}", set.url()))
+    let queued: Queued = serde_json::from_value(queued).map_err(|e| ApplyError::Unexpected {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok(format!("{}/deployments/{}", set.url(), queued.revision))
 }
 
 /// A deployment's status as `meshintent apply` reads it (the API's `DeploymentStatus`).
