@@ -44,39 +44,30 @@ impl Callers {
         )
         .await
         .expect(201);
-        let secret = |reply: crate::helpers::Reply| {
-            reply.body["status"]["secret"]
-                .as_str()
-                .expect("the 201 carries the secret")
-                .to_owned()
-        };
         let mut tokens = vec![(Admin, app.token.clone())];
         let reader = app
-            .post(
+            .create_token(
                 "/v2/tokens",
                 json!({"metadata": {"name": "reader"}, "spec": {"roles": ["reader"]}}),
             )
-            .await
-            .expect(201);
-        tokens.push((Reader, secret(reader)));
+            .await;
+        tokens.push((Reader, reader));
         for (who, role) in [(Owner, "owner"), (Editor, "editor"), (Viewer, "viewer")] {
-            let reply = app
-                .post(
+            let secret = app
+                .create_token(
                     "/v2/projects/shop/tokens",
                     json!({"metadata": {"name": role}, "spec": {"role": role}}),
                 )
-                .await
-                .expect(201);
-            tokens.push((who, secret(reply)));
+                .await;
+            tokens.push((who, secret));
         }
         let other = app
-            .post(
+            .create_token(
                 "/v2/projects/other/tokens",
                 json!({"metadata": {"name": "owner"}, "spec": {"role": "owner"}}),
             )
-            .await
-            .expect(201);
-        tokens.push((Other, secret(other)));
+            .await;
+        tokens.push((Other, other));
         Callers { tokens }
     }
 
@@ -601,14 +592,7 @@ both_backends!(
     .await
     .expect_problem(422, "/spec/expiresAt");
         let soon = (chrono::Utc::now() + chrono::TimeDelta::seconds(2)).to_rfc3339();
-        let short = app
-        .post(
-            "/v2/tokens",
-            json!({"metadata": {"name": "short"}, "spec": {"roles": ["reader"], "expiresAt": soon}}),
-        )
-        .await
-        .expect(201);
-        let short = short.body["status"]["secret"].as_str().unwrap().to_owned();
+        let short = app.create_token("/v2/tokens", json!({"metadata": {"name": "short"}, "spec": {"roles": ["reader"], "expiresAt": soon}})).await;
         app.request_as(Some(&short), Method::GET, "/v2/clusters", None)
             .await
             .expect(200);
@@ -647,14 +631,7 @@ both_backends!(a_project_token_grants_one_role_in_its_project_only, |app| {
         .expect(403);
     // A global token may hold roles in named projects; the project cannot be deleted
     // under it.
-    let scoped = app
-        .post(
-            "/v2/tokens",
-            json!({"metadata": {"name": "shop-viewer"}, "spec": {"roles": [{"project": "shop", "role": "viewer"}]}}),
-        )
-        .await
-        .expect(201);
-    let scoped = scoped.body["status"]["secret"].as_str().unwrap().to_owned();
+    let scoped = app.create_token("/v2/tokens", json!({"metadata": {"name": "shop-viewer"}, "spec": {"roles": [{"project": "shop", "role": "viewer"}]}})).await;
     app.request_as(Some(&scoped), Method::GET, "/v2/projects/shop", None)
         .await
         .expect(200);
@@ -723,13 +700,11 @@ both_backends!(
         .expect_problem(422, "/spec/istio/egressGateway/namespace");
         // An owner may not move its own project into new namespaces either.
         let owner = app
-            .post(
+            .create_token(
                 "/v2/projects/intruder/tokens",
                 json!({"metadata": {"name": "owner"}, "spec": {"role": "owner"}}),
             )
-            .await
-            .expect(201);
-        let owner = owner.body["status"]["secret"].as_str().unwrap().to_owned();
+            .await;
         app.request_as(
         Some(&owner),
         Method::PUT,
@@ -804,14 +779,12 @@ both_backends!(every_change_is_audited_and_refusals_too, |app| {
     )
     .await
     .expect(201);
-    let token = app
-        .post(
+    let deployer = app
+        .create_token(
             "/v2/projects/shop/tokens",
             json!({"metadata": {"name": "deployer"}, "spec": {"role": "editor"}}),
         )
-        .await
-        .expect(201);
-    let deployer = token.body["status"]["secret"].as_str().unwrap().to_owned();
+        .await;
     let deploy = app
         .request(
             Method::POST,
@@ -853,13 +826,11 @@ both_backends!(every_change_is_audited_and_refusals_too, |app| {
         .await
         .expect(401);
     let reader = app
-        .post(
+        .create_token(
             "/v2/tokens",
             json!({"metadata": {"name": "auditor"}, "spec": {"roles": ["reader"]}}),
         )
-        .await
-        .expect(201);
-    let reader = reader.body["status"]["secret"].as_str().unwrap().to_owned();
+        .await;
     app.request_as(
         Some(&reader),
         Method::DELETE,
@@ -1065,13 +1036,11 @@ both_backends!(bodies_are_limited_in_size_and_depth, |app| {
 
 both_backends!(failed_authentication_is_rate_limited_per_address, |app| {
     let fresh = app
-        .post(
+        .create_token(
             "/v2/tokens",
             json!({"metadata": {"name": "fresh"}, "spec": {"roles": ["reader"]}}),
         )
-        .await
-        .expect(201);
-    let fresh = fresh.body["status"]["secret"].as_str().unwrap().to_owned();
+        .await;
     // Validated now (after the token write, which empties the cache), so cached.
     app.get("/v2/clusters").await.expect(200);
     let warmed = std::time::Instant::now();
@@ -1110,13 +1079,11 @@ both_backends!(
     |app| {
         // A second admin, then the bootstrap token revoked.
         let second = app
-            .post(
+            .create_token(
                 "/v2/tokens",
                 json!({"metadata": {"name": "second-admin"}, "spec": {"roles": ["admin"]}}),
             )
-            .await
-            .expect(201);
-        let second = second.body["status"]["secret"].as_str().unwrap().to_owned();
+            .await;
         let tokens = app.get("/v2/tokens").await.expect(200);
         let bootstrap = tokens.body["items"]
             .as_array()

@@ -396,6 +396,16 @@ impl TestApp {
             .await
     }
 
+    /// Creates a token in `collection` (`/v2/tokens` or `/v2/projects/{p}/tokens`) and returns
+    /// its secret, which only this response carries.
+    pub async fn create_token(&self, collection: &str, body: Value) -> String {
+        let reply = self.post(collection, body).await.expect(201);
+        reply.body["status"]["secret"]
+            .as_str()
+            .expect("the 201 carries the secret")
+            .to_owned()
+    }
+
     /// An API client of the meshintent crate, with the admin token.
     pub fn api_client(&self) -> meshintent::apply::ApiClient {
         meshintent::apply::ApiClient::new(&self.address)
