@@ -278,7 +278,6 @@ fn run(
     settings: &Settings,
 ) -> std::io::Result<Server> {
     let openapi = Arc::new(api::openapi());
-    let routes = web::Data::new(fallback::RouteTable::from_openapi(&openapi));
     let operations = web::Data::new(api::policy::OperationTable::from_openapi(&openapi));
     let authenticator = web::Data::from(authenticator);
     let limits = web::Data::new(api::guard::Limits {
@@ -295,7 +294,6 @@ fn run(
         let (app, _) = app
             .into_utoipa_app()
             .app_data(service.clone())
-            .app_data(routes.clone())
             .app_data(operations.clone())
             .app_data(authenticator.clone())
             .app_data(limits.clone())

@@ -6,70 +6,11 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, web};
-use utoipa::openapi::OpenApi;
 
+use super::policy::OperationTable;
 use super::problem::{PROBLEM_JSON, Problem};
 
-/// The documented paths and their methods, for matching request paths.
-pub struct RouteTable {
-    routes: Vec<(Vec<Option<String>>, Vec<String>)>,
-}
-
-impl RouteTable {
-    pub fn from_openapi(api: &OpenApi) -> Self {
-        let routes = api
-            .paths
-            .paths
-            .iter()
-            .map(|(template, item)| {
-                let segments = template
-                    .trim_matches('/')
-                    .split('/')
-                    .map(|s| {
-                        if s.starts_with('{') {
-                            None
-                        } else {
-                            Some(s.to_owned())
-                        }
-                    })
-                    .collect();
-                let mut methods: Vec<String> = [
-                    ("GET", item.get.is_some()),
-                    ("PUT", item.put.is_some()),
-                    ("POST", item.post.is_some()),
-                    ("DELETE", item.delete.is_some()),
-                    ("PATCH", item.patch.is_some()),
-                ]
-                .into_iter()
-                .filter(|(_, present)| *present)
-                .map(|(m, _)| m.to_owned())
-                .collect();
-                if methods.iter().any(|m| m == "GET") {
-                    methods.push("HEAD".into());
-                }
-                (segments, methods)
-            })
-            .collect();
-        Self { routes }
-    }
-
-    /// The methods allowed on `path`, if any documented path matches it.
-    pub fn allowed(&self, path: &str) -> Option<&[String]> {
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        self.routes
-            .iter()
-            .find(|(segments, _)| {
-                segments.len() == parts.len()
-                    && segments
-                        .iter()
-                        .zip(&parts)
-                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p) && !p.is_empty())
-            })
-            .map(|(_, methods)| methods.as_slice())
-    }
-}
-
-pub async fn not_routed(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
+pub async fn not_routed(req: HttpRequest, table: web::Data<OperationTable>) -> HttpResponse {
     match table.allowed(req.path()) {
         Some(methods) if req.method() != Method::OPTIONS => {
             let allow = methods.join(", ");
@@ -137,7 +78,7 @@ mod tests {
     #[test]
     fn matches_templates() {
         let api = super::super::openapi();
-        let table = RouteTable::from_openapi(&api);
+        let table = OperationTable::from_openapi(&api);
         let allowed = table.allowed("/v2/projects/shop").unwrap();
         assert!(allowed.contains(&"PUT".to_string()));
         assert!(!allowed.contains(&"POST".to_string()));

@@ -163,23 +163,49 @@ impl OperationTable {
         } else {
             method
         };
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        self.operations
-            .iter()
-            .filter(|t| {
-                t.method == method
-                    && t.segments.len() == parts.len()
-                    && t.segments
-                        .iter()
-                        .zip(&parts)
-                        .all(|(s, p)| !p.is_empty() && s.as_deref().is_none_or(|s| s == *p))
-            })
-            .max_by_key(|t| t.segments.iter().filter(|s| s.is_some()).count())
+        let parts = split(path);
+        self.best(&parts, |t| t.method == method)
             .map(|t| Operation {
                 id: t.id.clone(),
                 project: t.project.map(|i| parts[i].to_owned()),
             })
     }
+
+    /// The methods allowed on `path` (HEAD where GET is), if a documented path matches it: the
+    /// `Allow` of a 405.
+    pub fn allowed(&self, path: &str) -> Option<Vec<String>> {
+        let parts = split(path);
+        let template = &self.best(&parts, |_| true)?.segments;
+        let mut methods: Vec<String> = self
+            .operations
+            .iter()
+            .filter(|t| &t.segments == template)
+            .map(|t| t.method.to_string())
+            .collect();
+        if methods.iter().any(|m| m == "GET") {
+            methods.push("HEAD".into());
+        }
+        Some(methods)
+    }
+
+    /// The template matching `parts` with the most literal segments, among those `wanted`.
+    fn best(&self, parts: &[&str], wanted: impl Fn(&Template) -> bool) -> Option<&Template> {
+        self.operations
+            .iter()
+            .filter(|t| {
+                wanted(t)
+                    && t.segments.len() == parts.len()
+                    && t.segments
+                        .iter()
+                        .zip(parts)
+                        .all(|(s, p)| !p.is_empty() && s.as_deref().is_none_or(|s| s == *p))
+            })
+            .max_by_key(|t| t.segments.iter().filter(|s| s.is_some()).count())
+    }
+}
+
+fn split(path: &str) -> Vec<&str> {
+    path.trim_matches('/').split('/').collect()
 }
 
 #[cfg(test)]
