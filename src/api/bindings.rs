@@ -9,7 +9,7 @@ use super::resources::path_to;
 use crate::domain::credentials::{EndpointMapping, Mappings};
 use crate::domain::resource::Kind;
 use crate::error::Error;
-use crate::generate::binding::{Binding, BindingError, binding};
+use crate::generate::binding::Binding;
 use crate::service::Service;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -27,7 +27,7 @@ pub struct BindingQuery {
     summary = "Get a client's binding",
     description = "Where the client reaches the inbound intent's service from its own cluster (the FQDN; from \
 another cluster also the VIP), and mappings that rewrite credentials issued for the service to that endpoint \
-(feed them to `POST /v2/adapt-credentials`). Renders the set, so VIPs are allocated if needed.",
+(feed them to `POST /v2/adapt-credentials`). Read-only: the VIPs were allocated by the writes that made them needed.",
     params(
         ("project" = String, Path, description = "Project name"),
         ("compositeApp" = String, Path, description = "Composite app name"),
@@ -66,19 +66,10 @@ pub async fn client_binding(
         .expect("in path")
         .name
         .clone();
-    let (rendered, cluster) = svc.render(&set_path, query.cluster.as_deref()).await?;
-    match binding(
-        &rendered.model,
-        &rendered.vips,
-        &intent,
-        &client,
-        cluster.as_ref(),
-    ) {
-        Ok(binding) => Ok(HttpResponse::Ok().json(binding)),
-        Err(BindingError::NotFound(message)) => Err(Error::NotFound(message)),
-        Err(BindingError::Ambiguous(message)) => Err(Error::invalid_field("cluster", message)),
-        Err(BindingError::Render(errors)) => Err(crate::service::render_error(&set_path, errors)),
-    }
+    let binding = svc
+        .binding(&set_path, &intent, &client, query.cluster.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(binding))
 }
 
 /// Credentials and how to rewrite them (the Open Service Broker proxy convention, snake case kept).

@@ -11,11 +11,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::credentials::{Endpoint, EndpointMapping};
-use crate::domain::model::IntentSetModel;
 use crate::domain::names::Name;
 
 use super::errors::{RenderError, Subject};
-use super::topology::{Reach, plan_inbound};
+use super::plan::SetPlan;
+use super::topology::Reach;
 use super::vips::VipTable;
 
 /// A client's view of the service.
@@ -49,14 +49,16 @@ fn endpoint(host: impl Into<String>, port: u16) -> Endpoint {
     }
 }
 
+/// The binding of `client` of inbound intent `intent`, from the set's plan (the render's own, so
+/// the intent is planned once).
 pub fn binding(
-    model: &IntentSetModel,
+    set: &SetPlan,
     vips: &VipTable,
     intent: &Name,
     client: &Name,
     cluster: Option<&Name>,
 ) -> Result<Binding, BindingError> {
-    let inbound = model.inbound.get(intent).ok_or_else(|| {
+    let inbound = set.model.inbound.get(intent).ok_or_else(|| {
         BindingError::NotFound(format!("inbound intent \"{intent}\" does not exist"))
     })?;
     if !inbound.clients.contains_key(client) {
@@ -64,7 +66,12 @@ pub fn binding(
             "client \"{client}\" of inbound intent \"{intent}\" does not exist"
         )));
     }
-    let plan = plan_inbound(model, intent).map_err(BindingError::Render)?;
+    if !set.errors.is_empty() {
+        return Err(BindingError::Render(set.errors.clone()));
+    }
+    let plan = set.inbound.get(intent).ok_or_else(|| {
+        BindingError::NotFound(format!("inbound intent \"{intent}\" does not exist"))
+    })?;
     let sites: Vec<_> = plan.clients.iter().filter(|c| c.client == client).collect();
     let site = match cluster {
         Some(wanted) => sites

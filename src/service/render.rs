@@ -18,6 +18,7 @@ use crate::domain::names::{DnsName, Name};
 use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::domain::violations::FieldError;
 use crate::error::{Error, Result};
+use crate::generate::binding::{Binding, BindingError};
 use crate::generate::{self, Manifests, RenderError, Subject, VipNeed, VipTable};
 use crate::store::{ROOT_ID, ResourceRow, Tx, VipRow};
 
@@ -40,19 +41,11 @@ impl Service {
         path: &ResourcePath,
         cluster: Option<&str>,
     ) -> Result<(RenderedSet, Option<Name>)> {
-        let mut tx = self.store.begin_read().await?;
-        let cluster = cluster_filter(&mut tx, cluster).await?;
-        let address = set_address(path)?;
-        let rows = self.resolve_path(&mut tx, path).await?;
-        let (set_id, composite_app_id) = set_ids(&rows)?;
-        let (model, ids) = load_model(&mut tx, address, composite_app_id, set_id).await?;
+        let (mut tx, model, ids, cluster) = self.read_model(path, cluster).await?;
         let plan = generate::SetPlan::new(&model);
-        let needs = plan.vip_needs().map_err(|e| render_error(path, e))?;
-        let vips = read_vips(&mut tx, &model, &ids, &needs)
-            .await
-            .map_err(|e| e.into_error(path))?;
-        let manifests = generate::render_plan(&plan, &vips).map_err(|e| render_error(path, e))?;
+        let vips = stored_vips(&mut tx, &plan, &ids, path).await?;
         tx.commit().await?;
+        let manifests = generate::render_plan(&plan, &vips).map_err(|e| render_error(path, e))?;
         Ok((
             RenderedSet {
                 model,
@@ -61,6 +54,45 @@ impl Service {
             },
             cluster,
         ))
+    }
+
+    /// A client's binding, from the render's one plan of the set (read-only, like `render`).
+    /// The set must render: a binding into a set that cannot be deployed would point nowhere.
+    pub async fn binding(
+        &self,
+        set_path: &ResourcePath,
+        intent: &Name,
+        client: &Name,
+        cluster: Option<&str>,
+    ) -> Result<Binding> {
+        let (mut tx, model, ids, cluster) = self.read_model(set_path, cluster).await?;
+        let plan = generate::SetPlan::new(&model);
+        let vips = stored_vips(&mut tx, &plan, &ids, set_path).await?;
+        tx.commit().await?;
+        generate::render_plan(&plan, &vips).map_err(|e| render_error(set_path, e))?;
+        generate::binding::binding(&plan, &vips, intent, client, cluster.as_ref()).map_err(|e| {
+            match e {
+                BindingError::NotFound(message) => Error::NotFound(message),
+                BindingError::Ambiguous(message) => Error::invalid_field("cluster", message),
+                BindingError::Render(errors) => render_error(set_path, errors),
+            }
+        })
+    }
+
+    /// Opens a read-only transaction, checks `cluster` (the raw `?cluster=` value) first and
+    /// loads the model of the set at `path`.
+    async fn read_model(
+        &self,
+        path: &ResourcePath,
+        cluster: Option<&str>,
+    ) -> Result<(Tx, IntentSetModel, ModelIds, Option<Name>)> {
+        let mut tx = self.store.begin_read().await?;
+        let cluster = cluster_filter(&mut tx, cluster).await?;
+        let address = set_address(path)?;
+        let rows = self.resolve_path(&mut tx, path).await?;
+        let (set_id, composite_app_id) = set_ids(&rows)?;
+        let (model, ids) = load_model(&mut tx, address, composite_app_id, set_id).await?;
+        Ok((tx, model, ids, cluster))
     }
 
     /// Renders within a write transaction (a deploy): locks the set row, stores the VIPs the set
@@ -164,6 +196,19 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The stored VIPs the planned set needs (read-only: a missing one is reported, not allocated).
+async fn stored_vips(
+    tx: &mut Tx,
+    plan: &generate::SetPlan<'_>,
+    ids: &ModelIds,
+    path: &ResourcePath,
+) -> Result<VipTable> {
+    let needs = plan.vip_needs().map_err(|e| render_error(path, e))?;
+    read_vips(tx, plan.model, ids, &needs)
+        .await
+        .map_err(|e| e.into_error(path))
 }
 
 fn set_address(path: &ResourcePath) -> Result<SetAddress> {
