@@ -65,23 +65,20 @@ pub struct Deleted {
 }
 
 impl Service {
-    /// Resolves every resource along `path`, root first. A missing one is a 404 naming it.
+    /// Resolves every resource along `path`, root first, in one statement. A missing one is
+    /// a 404 naming it.
     pub(crate) async fn resolve_path(
         &self,
         tx: &mut Tx,
         path: &ResourcePath,
     ) -> Result<Vec<ResourceRow>> {
-        let mut rows: Vec<ResourceRow> = Vec::with_capacity(path.segments().len());
-        let mut parent = ROOT_ID;
-        let mut so_far = ResourcePath::root();
-        for (kind, key) in path.segments() {
-            so_far = so_far.child(*kind, key.clone());
-            let row = tx
-                .child(parent, *kind, key)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("{so_far} does not exist")))?;
-            parent = row.id;
-            rows.push(row);
+        let rows = tx.resolve(path.segments()).await?;
+        if rows.len() < path.segments().len() {
+            let mut so_far = ResourcePath::root();
+            for (kind, key) in &path.segments()[..=rows.len()] {
+                so_far = so_far.child(*kind, key.clone());
+            }
+            return Err(Error::NotFound(format!("{so_far} does not exist")));
         }
         Ok(rows)
     }

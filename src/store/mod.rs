@@ -94,10 +94,33 @@ enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
+tokio::task_local! {
+    /// Statements sent by the current task, when it runs inside `count_statements`.
+    static STATEMENTS: std::cell::Cell<u64>;
+}
+
+/// Runs `work` and counts the SQL statements it sends (transaction control included). For
+/// tests and benchmarks that hold the write path to a fixed number of statements.
+pub async fn count_statements<F: std::future::Future>(work: F) -> (F::Output, u64) {
+    STATEMENTS
+        .scope(std::cell::Cell::new(0), async {
+            let out = work.await;
+            (out, STATEMENTS.with(|n| n.get()))
+        })
+        .await
+}
+
+/// Counts one statement (a no-op outside `count_statements`).
+pub(crate) fn statement_sent() {
+    let _ = STATEMENTS.try_with(|n| n.set(n.get() + 1));
+}
+
 /// Runs `$body` with `$conn` bound to the transaction's connection, for either backend. The
-/// body is compiled twice, so each backend's types are checked on their own.
+/// body is compiled twice, so each backend's types are checked on their own. Each use sends
+/// one statement.
 macro_rules! on_conn {
-    ($tx:expr, |$conn:ident| $body:expr) => {
+    ($tx:expr, |$conn:ident| $body:expr) => {{
+        $crate::store::statement_sent();
         match &mut $tx.inner {
             $crate::store::TxInner::Postgres(t) => {
                 let $conn: &mut sqlx::PgConnection = &mut **t;
@@ -108,7 +131,7 @@ macro_rules! on_conn {
                 $body
             }
         }
-    };
+    }};
 }
 pub(crate) use on_conn;
 
@@ -260,6 +283,7 @@ impl Store {
     /// A transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing mid-way.
     pub async fn begin_write(&self) -> StoreResult<Tx> {
+        statement_sent();
         let inner = match &self.backend {
             Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
             Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
@@ -269,6 +293,7 @@ impl Store {
 
     /// A transaction that only reads (a consistent snapshot on both backends).
     pub async fn begin_read(&self) -> StoreResult<Tx> {
+        statement_sent();
         let inner = match &self.backend {
             Backend::Postgres(pool) => TxInner::Postgres(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -289,6 +314,7 @@ impl Store {
 
 impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
+        statement_sent();
         match self.inner {
             TxInner::Postgres(t) => t.commit().await?,
             TxInner::Sqlite(t) => t.commit().await?,

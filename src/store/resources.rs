@@ -92,7 +92,6 @@ const COUNT_CHILDREN: &str = "SELECT COUNT(*) FROM resources WHERE parent_id = $
 const REFERRERS: &str = "SELECT r.kind, r.name, rr.field FROM resource_refs rr \
      JOIN resources r ON r.id = rr.from_id WHERE rr.to_id = $1 ORDER BY r.kind, r.name, rr.field LIMIT 20";
 const DELETE_REFS: &str = "DELETE FROM resource_refs WHERE from_id = $1";
-const INSERT_REF: &str = "INSERT INTO resource_refs (from_id, field, to_id) VALUES ($1, $2, $3)";
 const UPSERT_CREDENTIAL: &str = "INSERT INTO cluster_credentials (cluster_id, ciphertext) VALUES ($1, $2) \
      ON CONFLICT (cluster_id) DO UPDATE SET ciphertext = excluded.ciphertext";
 const DELETE_CREDENTIAL: &str = "DELETE FROM cluster_credentials WHERE cluster_id = $1";
@@ -283,19 +282,7 @@ impl Tx {
         on_conn!(self, |c| {
             sqlx::query(DELETE_REFS).bind(from).execute(&mut *c).await?;
         });
-        for (field, to) in refs {
-            let result = on_conn!(self, |c| {
-                sqlx::query(INSERT_REF)
-                    .bind(from)
-                    .bind(field.as_str())
-                    .bind(*to)
-                    .execute(&mut *c)
-                    .await
-                    .map(|_| ())
-            });
-            result.map_err(StoreError::classify)?;
-        }
-        Ok(())
+        self.insert_refs(from, refs).await
     }
 
     /// Takes the row lock of `id` until the transaction ends, so that writes checked against
@@ -303,6 +290,7 @@ impl Tx {
     /// serializes every write.)
     pub async fn lock(&mut self, id: Uuid) -> StoreResult<()> {
         if let TxInner::Postgres(t) = &mut self.inner {
+            super::statement_sent();
             sqlx::query("SELECT id FROM resources WHERE id = $1 FOR UPDATE")
                 .bind(id)
                 .execute(&mut **t)
@@ -350,5 +338,174 @@ impl Tx {
                 .await?
         });
         Ok(ids)
+    }
+}
+
+const COLUMNS: &str = "id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by";
+
+/// `$first, $first+1, ...`: `count` numbered placeholders for an `IN (...)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One statement that resolves a whole path: a chain of CTEs, each the child of the one
+/// before, returned root first with their depth (a missing segment ends the rows).
+fn resolve_sql(depth: usize) -> String {
+    // Three parameters per segment (kind, name, version), then the root id.
+    let root = depth * 3 + 1;
+    let mut ctes = Vec::with_capacity(depth);
+    let mut selects = Vec::with_capacity(depth);
+    for i in 0..depth {
+        let p = 1 + i * 3;
+        let parent = if i == 0 {
+            format!("r.parent_id = ${root}")
+        } else {
+            format!("r.parent_id IN (SELECT id FROM s{})", i - 1)
+        };
+        ctes.push(format!(
+            "s{i} AS (SELECT {COLUMNS} FROM resources r WHERE {parent} AND r.kind = ${} AND r.name = ${} AND r.version = ${})",
+            p,
+            p + 1,
+            p + 2
+        ));
+        selects.push(format!("SELECT {i} AS depth, {COLUMNS} FROM s{i}"));
+    }
+    format!(
+        "WITH {} {} ORDER BY depth",
+        ctes.join(", "),
+        selects.join(" UNION ALL ")
+    )
+}
+
+impl Tx {
+    /// The resources along a path of `(kind, key)` segments below the root, root first, in one
+    /// statement. Stops at the first segment that does not exist.
+    pub async fn resolve(&mut self, segments: &[(Kind, Key)]) -> StoreResult<Vec<ResourceRow>> {
+        if segments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = resolve_sql(segments.len());
+        let rows = on_conn!(self, |c| {
+            let mut q = sqlx::query_as::<_, ResourceRow>(sqlx::AssertSqlSafe(sql.clone()));
+            for (kind, key) in segments {
+                q = q
+                    .bind(kind.code())
+                    .bind(key.name.as_str())
+                    .bind(key.version_str());
+            }
+            q.bind(ROOT_ID).fetch_all(&mut *c).await?
+        });
+        Ok(rows)
+    }
+
+    /// The children of `parent` of `kind` with one of `names` (any version), in key order.
+    pub async fn children_named(
+        &mut self,
+        parent: Uuid,
+        kind: Kind,
+        names: &[&str],
+    ) -> StoreResult<Vec<ResourceRow>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM resources WHERE parent_id = $1 AND kind = $2 AND name IN ({}) ORDER BY name, version",
+            placeholders(3, names.len())
+        );
+        let rows = on_conn!(self, |c| {
+            let mut q = sqlx::query_as::<_, ResourceRow>(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(parent)
+                .bind(kind.code());
+            for name in names {
+                q = q.bind(*name);
+            }
+            q.fetch_all(&mut *c).await?
+        });
+        Ok(rows)
+    }
+
+    /// The inbound intents of a set that expose the Kubernetes Service `service_name` (an
+    /// indexed look-up: `resources_inbound_service`).
+    pub async fn inbound_with_service(
+        &mut self,
+        set: Uuid,
+        service_name: &str,
+    ) -> StoreResult<Vec<ResourceRow>> {
+        let kind = Kind::InboundIntent.code();
+        let rows = match &mut self.inner {
+            TxInner::Postgres(t) => {
+                super::statement_sent();
+                sqlx::query_as::<_, ResourceRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM resources WHERE parent_id = $1 AND kind = $2 \
+                     AND (spec ->> 'serviceName') = $3 ORDER BY name"
+                )))
+                .bind(set)
+                .bind(kind)
+                .bind(service_name)
+                .fetch_all(&mut **t)
+                .await?
+            }
+            TxInner::Sqlite(t) => {
+                super::statement_sent();
+                sqlx::query_as::<_, ResourceRow>(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM resources WHERE parent_id = $1 AND kind = $2 \
+                     AND json_extract(spec, '$.serviceName') = $3 ORDER BY name"
+                )))
+                .bind(set)
+                .bind(kind)
+                .bind(service_name)
+                .fetch_all(&mut **t)
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// The resources that reference `to` through `field` (e.g. the route intents whose
+    /// `/spec/target/inboundIntent` is an intent), in key order.
+    pub async fn referring(&mut self, to: Uuid, field: &str) -> StoreResult<Vec<ResourceRow>> {
+        let sql = format!(
+            "SELECT {} FROM resources r JOIN resource_refs rr ON rr.from_id = r.id \
+             WHERE rr.to_id = $1 AND rr.field = $2 ORDER BY r.name, r.version",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = on_conn!(self, |c| {
+            sqlx::query_as::<_, ResourceRow>(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(to)
+                .bind(field)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// Stores the references of a resource that holds none yet (a create), in one statement.
+    /// A target deleted meanwhile is `ForeignKey`.
+    pub async fn insert_refs(&mut self, from: Uuid, refs: &[(String, Uuid)]) -> StoreResult<()> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<String> = (0..refs.len())
+            .map(|i| format!("($1, ${}, ${})", 2 + i * 2, 3 + i * 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO resource_refs (from_id, field, to_id) VALUES {}",
+            values.join(", ")
+        );
+        let result = on_conn!(self, |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(from);
+            for (field, to) in refs {
+                q = q.bind(field.as_str()).bind(*to);
+            }
+            q.execute(&mut *c).await.map(|_| ())
+        });
+        result.map_err(StoreError::classify)
     }
 }
