@@ -58,16 +58,30 @@ fn address(range: IpNet, value: u128) -> IpAddr {
     }
 }
 
+/// The offset (of `count` usable addresses) that `host` prefers: derived from its name.
+fn preferred(host: &str, count: u128) -> u128 {
+    let digest = Sha256::digest(host.as_bytes());
+    u128::from_be_bytes(digest[..16].try_into().expect("16 bytes")) % count
+}
+
 /// The first free address of `range` at or after the one `host` prefers.
 pub fn pick(range: IpNet, taken: &BTreeSet<IpAddr>, host: &str) -> Option<IpAddr> {
     let (first, count) = usable(range);
-    let digest = Sha256::digest(host.as_bytes());
-    let preferred = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes")) % count;
+    let preferred = preferred(host, count);
     // Probe at most as many addresses as are taken, plus one: a free one is among them.
     let limit = count.min(taken.len() as u128 + 1);
     (0..limit)
         .map(|i| address(range, first + (preferred + i) % count))
         .find(|a| !taken.contains(a))
+}
+
+/// The first `count` addresses `host` probes in `range`, in probe order: where `pick` looks.
+pub fn candidates(range: IpNet, host: &str, count: usize) -> Vec<IpAddr> {
+    let (first, size) = usable(range);
+    let preferred = preferred(host, size);
+    (0..size.min(count as u128))
+        .map(|i| address(range, first + (preferred + i) % size))
+        .collect()
 }
 
 /// Allocates every need from the document alone: needs in sorted order, each cluster's range.
@@ -146,6 +160,20 @@ mod tests {
         );
         let ip = pick(range, &empty, "x").unwrap();
         assert!(range.contains(&ip));
+    }
+
+    #[test]
+    fn pick_takes_the_first_free_candidate() {
+        let range: IpNet = "10.0.0.0/24".parse().unwrap();
+        let candidates = candidates(range, "h", 4);
+        assert_eq!(candidates.len(), 4);
+        assert_eq!(pick(range, &BTreeSet::new(), "h"), Some(candidates[0]));
+        let taken = BTreeSet::from([candidates[0], candidates[1]]);
+        assert_eq!(pick(range, &taken, "h"), Some(candidates[2]));
+        assert_eq!(
+            super::candidates("10.0.0.0/30".parse().unwrap(), "h", 9).len(),
+            2
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ use crate::domain::{rules, tenancy};
 use crate::error::{Error, Result};
 use crate::store::{ROOT_ID, ResourceRow, Tx};
 
+use super::neighbourhood::{self, SetSite};
+
 /// Parses a stored spec. Stored specs were valid when written; failing here is a bug or a
 /// database edited by hand.
 pub(crate) fn stored_spec<T: DeserializeOwned>(row: &ResourceRow) -> Result<T> {
@@ -61,6 +63,115 @@ pub(crate) async fn load_clusters(
     Ok((specs, ids))
 }
 
+/// Places stored rows into an `IntentSetModel`, recording their ids. Rows of a subtree come
+/// parents first, so each client finds its inbound intent and each security intent its client.
+pub(crate) struct ModelBuilder {
+    pub model: IntentSetModel,
+    pub ids: ModelIds,
+    inbound_by_id: BTreeMap<Uuid, Name>,
+    client_by_id: BTreeMap<Uuid, (Name, Name)>,
+}
+
+impl ModelBuilder {
+    pub fn new(address: SetAddress) -> Self {
+        Self {
+            model: IntentSetModel::new(address),
+            ids: ModelIds::default(),
+            inbound_by_id: BTreeMap::new(),
+            client_by_id: BTreeMap::new(),
+        }
+    }
+
+    /// Adds every cluster.
+    pub async fn load_clusters(&mut self, tx: &mut Tx) -> Result<()> {
+        (self.model.clusters, self.ids.clusters) = load_clusters(tx).await?;
+        Ok(())
+    }
+
+    pub fn apps(&mut self, rows: Vec<ResourceRow>) -> Result<()> {
+        for row in rows {
+            let name = name_of(&row)?;
+            self.model
+                .apps
+                .insert(name.clone(), stored_spec::<AppSpec>(&row)?);
+            self.ids.apps.insert(name, row.id);
+        }
+        Ok(())
+    }
+
+    /// Places set members (intents, clients, security intents); other kinds are skipped, and
+    /// so is a client or security intent whose parent was not placed.
+    pub fn members(&mut self, rows: Vec<ResourceRow>) -> Result<()> {
+        for row in rows {
+            self.member(&row)?;
+        }
+        Ok(())
+    }
+
+    fn member(&mut self, row: &ResourceRow) -> Result<()> {
+        let Some(kind) = Kind::from_code(&row.kind) else {
+            return Ok(());
+        };
+        let parent = row.parent_id.unwrap_or(ROOT_ID);
+        let name = name_of(row)?;
+        let model = &mut self.model;
+        match kind {
+            Kind::InboundIntent => {
+                model.inbound.insert(
+                    name.clone(),
+                    InboundModel {
+                        spec: stored_spec(row)?,
+                        clients: BTreeMap::new(),
+                    },
+                );
+                self.inbound_by_id.insert(row.id, name.clone());
+                self.ids.intents.insert(name, row.id);
+            }
+            Kind::OutboundIntent => {
+                model.outbound.insert(name.clone(), stored_spec(row)?);
+                self.ids.intents.insert(name, row.id);
+            }
+            Kind::RouteIntent => {
+                model.routes.insert(name.clone(), stored_spec(row)?);
+                self.ids.intents.insert(name, row.id);
+            }
+            Kind::Client => {
+                let Some(inbound) = self.inbound_by_id.get(&parent) else {
+                    return Ok(());
+                };
+                if let Some(i) = model.inbound.get_mut(inbound) {
+                    i.clients.insert(
+                        name.clone(),
+                        ClientModel {
+                            spec: stored_spec(row)?,
+                            security_intents: BTreeMap::new(),
+                        },
+                    );
+                }
+                self.client_by_id.insert(row.id, (inbound.clone(), name));
+            }
+            Kind::SecurityIntent => {
+                let Some((inbound, client)) = self.client_by_id.get(&parent) else {
+                    return Ok(());
+                };
+                if let Some(c) = model
+                    .inbound
+                    .get_mut(inbound)
+                    .and_then(|i| i.clients.get_mut(client))
+                {
+                    c.security_intents.insert(name, stored_spec(row)?);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> (IntentSetModel, ModelIds) {
+        (self.model, self.ids)
+    }
+}
+
 /// Loads a traffic intent set with its composite app's apps and every cluster.
 pub(crate) async fn load_model(
     tx: &mut Tx,
@@ -68,80 +179,38 @@ pub(crate) async fn load_model(
     composite_app_id: Uuid,
     set_id: Uuid,
 ) -> Result<(IntentSetModel, ModelIds)> {
-    let mut model = IntentSetModel::new(address);
-    let mut ids = ModelIds::default();
-    (model.clusters, ids.clusters) = load_clusters(tx).await?;
-    for row in tx.children(composite_app_id, Kind::App).await? {
-        let name = name_of(&row)?;
-        model
-            .apps
-            .insert(name.clone(), stored_spec::<AppSpec>(&row)?);
-        ids.apps.insert(name, row.id);
-    }
-    // Parents come before children in the subtree, so each row finds its parent placed.
-    let mut inbound_by_id: BTreeMap<Uuid, Name> = BTreeMap::new();
-    let mut client_by_id: BTreeMap<Uuid, (Name, Name)> = BTreeMap::new();
-    for row in tx.subtree(set_id).await? {
-        let Some(kind) = Kind::from_code(&row.kind) else {
-            continue;
-        };
-        let parent = row.parent_id.unwrap_or(ROOT_ID);
-        let name = name_of(&row)?;
-        match kind {
-            Kind::InboundIntent => {
-                model.inbound.insert(
-                    name.clone(),
-                    InboundModel {
-                        spec: stored_spec(&row)?,
-                        clients: BTreeMap::new(),
-                    },
-                );
-                inbound_by_id.insert(row.id, name.clone());
-                ids.intents.insert(name, row.id);
-            }
-            Kind::OutboundIntent => {
-                model.outbound.insert(name.clone(), stored_spec(&row)?);
-                ids.intents.insert(name, row.id);
-            }
-            Kind::RouteIntent => {
-                model.routes.insert(name.clone(), stored_spec(&row)?);
-                ids.intents.insert(name, row.id);
-            }
-            Kind::Client => {
-                let Some(inbound) = inbound_by_id.get(&parent) else {
-                    continue;
-                };
-                if let Some(i) = model.inbound.get_mut(inbound) {
-                    i.clients.insert(
-                        name.clone(),
-                        ClientModel {
-                            spec: stored_spec(&row)?,
-                            security_intents: BTreeMap::new(),
-                        },
-                    );
-                }
-                client_by_id.insert(row.id, (inbound.clone(), name));
-            }
-            Kind::SecurityIntent => {
-                let Some((inbound, client)) = client_by_id.get(&parent) else {
-                    continue;
-                };
-                if let Some(c) = model
-                    .inbound
-                    .get_mut(inbound)
-                    .and_then(|i| i.clients.get_mut(client))
-                {
-                    c.security_intents.insert(name, stored_spec(&row)?);
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok((model, ids))
+    let mut builder = ModelBuilder::new(address);
+    builder.load_clusters(tx).await?;
+    builder.apps(tx.children(composite_app_id, Kind::App).await?)?;
+    builder.members(tx.subtree(set_id).await?)?;
+    Ok(builder.finish())
 }
 
 /// A reference a resource holds, resolved to the target's id.
 pub(crate) type Reference = (String, Uuid);
+
+/// What a set member's write was checked against: the rows of its set its rule read, with the
+/// write applied (ids of what the write creates are not in `ids` yet).
+pub(crate) struct Neighbourhood {
+    pub site: SetSite,
+    pub model: IntentSetModel,
+    pub ids: ModelIds,
+}
+
+/// A checked write: the references to store, and for a set member its neighbourhood.
+pub(crate) struct Checked {
+    pub refs: Vec<Reference>,
+    pub neighbourhood: Option<Neighbourhood>,
+}
+
+impl Checked {
+    fn refs(refs: Vec<Reference>) -> Self {
+        Self {
+            refs,
+            neighbourhood: None,
+        }
+    }
+}
 
 /// The resolved ancestors of a resource being written (root first; the resource itself is
 /// included when it exists).
@@ -151,7 +220,7 @@ pub(crate) struct Ancestors<'a> {
 }
 
 impl Ancestors<'_> {
-    fn row(&self, kind: Kind) -> Option<&ResourceRow> {
+    pub fn row(&self, kind: Kind) -> Option<&ResourceRow> {
         let index = self.path.segments().iter().position(|(k, _)| *k == kind)?;
         self.rows.get(index)
     }
@@ -195,13 +264,13 @@ pub(crate) async fn check_write(
     tx: &mut Tx,
     ancestors: Ancestors<'_>,
     spec: &serde_json::Value,
-) -> Result<Vec<Reference>> {
+) -> Result<Checked> {
     let kind = ancestors
         .path
         .kind()
         .ok_or_else(|| Error::internal("path", "empty"))?;
     let name = ancestors.name(kind)?;
-    match kind {
+    let refs = match kind {
         Kind::CompositeApp
         | Kind::TrafficIntentSet
         | Kind::GlobalRoleBinding
@@ -281,34 +350,47 @@ pub(crate) async fn check_write(
         | Kind::Client
         | Kind::SecurityIntent
         | Kind::OutboundIntent
-        | Kind::RouteIntent => check_set_member(tx, &ancestors, kind, name, spec).await,
-    }
+        | Kind::RouteIntent => return check_set_member(tx, &ancestors, kind, name, spec).await,
+    };
+    Ok(Checked::refs(refs?))
 }
 
+/// The set a member at `ancestors.path` belongs to.
+pub(crate) fn set_site(ancestors: &Ancestors<'_>) -> Result<SetSite> {
+    Ok(SetSite {
+        address: SetAddress::from_path(ancestors.path)
+            .ok_or_else(|| Error::internal("path", "no traffic intent set"))?,
+        composite_app: ancestors
+            .row(Kind::CompositeApp)
+            .ok_or_else(|| Error::internal("path", "composite app unresolved"))?
+            .id,
+        set: ancestors
+            .row(Kind::TrafficIntentSet)
+            .ok_or_else(|| Error::internal("path", "set unresolved"))?
+            .id,
+    })
+}
+
+/// Checks a set member against its neighbourhood (`neighbourhood`: only the rows its rule
+/// reads), with the write applied. Returns the references to store and the neighbourhood, from
+/// which the write derives what it changes (VIPs).
 async fn check_set_member(
     tx: &mut Tx,
     ancestors: &Ancestors<'_>,
     kind: Kind,
     name: Name,
     spec: &serde_json::Value,
-) -> Result<Vec<Reference>> {
-    let address = SetAddress::from_path(ancestors.path)
-        .ok_or_else(|| Error::internal("path", "no traffic intent set"))?;
-    let ca = ancestors
-        .row(Kind::CompositeApp)
-        .ok_or_else(|| Error::internal("path", "composite app unresolved"))?
-        .id;
-    let set = ancestors
-        .row(Kind::TrafficIntentSet)
-        .ok_or_else(|| Error::internal("path", "set unresolved"))?
-        .id;
-    let (mut model, ids) = load_model(tx, address, ca, set).await?;
-    let app_ref = |field: &str, app: &Name| ids.apps.get(app).map(|id| (field.to_owned(), *id));
-    match kind {
+) -> Result<Checked> {
+    let site = set_site(ancestors)?;
+    let own = ancestors.row(kind).map(|r| r.id);
+    let (refs, errors, builder) = match kind {
         Kind::InboundIntent => {
             let spec: InboundIntentSpec = parse(spec)?;
-            let refs = app_ref("/spec/app", &spec.app).into_iter().collect();
-            model
+            let mut b = neighbourhood::inbound(tx, &site, own, &spec).await?;
+            let refs = app_ref(&b.ids, "/spec/app", &spec.app)
+                .into_iter()
+                .collect();
+            b.model
                 .inbound
                 .entry(name.clone())
                 .and_modify(|m| m.spec = spec.clone())
@@ -316,13 +398,20 @@ async fn check_set_member(
                     spec,
                     clients: BTreeMap::new(),
                 });
-            invalid_or(rules::check_inbound(&model, &name), refs)
+            (refs, rules::check_inbound(&b.model, &name), b)
         }
         Kind::Client => {
             let spec: ClientSpec = parse(spec)?;
             let inbound = ancestors.name(Kind::InboundIntent)?;
-            let refs = app_ref("/spec/app", &spec.app).into_iter().collect();
-            if let Some(parent) = model.inbound.get_mut(&inbound) {
+            let parent = ancestors
+                .row(Kind::InboundIntent)
+                .ok_or_else(|| Error::internal("path", "inbound intent unresolved"))?
+                .id;
+            let mut b = neighbourhood::inbound_with_clients(tx, &site, parent, Some(&spec)).await?;
+            let refs = app_ref(&b.ids, "/spec/app", &spec.app)
+                .into_iter()
+                .collect();
+            if let Some(parent) = b.model.inbound.get_mut(&inbound) {
                 parent
                     .clients
                     .entry(name.clone())
@@ -332,54 +421,72 @@ async fn check_set_member(
                         security_intents: BTreeMap::new(),
                     });
             }
-            invalid_or(rules::check_client(&model, &inbound, &name), refs)
+            (refs, rules::check_client(&b.model, &inbound, &name), b)
         }
         Kind::SecurityIntent => {
             let spec: SecurityIntentSpec = parse(spec)?;
             let inbound = ancestors.name(Kind::InboundIntent)?;
             let client = ancestors.name(Kind::Client)?;
-            if let Some(c) = model
+            let (Some(inbound_row), Some(client_row)) = (
+                ancestors.row(Kind::InboundIntent),
+                ancestors.row(Kind::Client),
+            ) else {
+                return Err(Error::internal("path", "client unresolved"));
+            };
+            let mut b = neighbourhood::security_intent(&site, inbound_row, client_row)?;
+            if let Some(c) = b
+                .model
                 .inbound
                 .get_mut(&inbound)
                 .and_then(|i| i.clients.get_mut(&client))
             {
                 c.security_intents.insert(name.clone(), spec);
             }
-            invalid_or(
-                rules::check_security_intent(&model, &inbound, &client, &name),
-                Vec::new(),
-            )
+            let errors = rules::check_security_intent(&b.model, &inbound, &client, &name);
+            (Vec::new(), errors, b)
         }
         Kind::OutboundIntent => {
             let spec: OutboundIntentSpec = parse(spec)?;
+            let mut b = neighbourhood::outbound(tx, &site, own, &spec).await?;
             let refs = spec
                 .clients
                 .iter()
                 .enumerate()
-                .filter_map(|(i, app)| app_ref(&format!("/spec/clients/{i}"), app))
+                .filter_map(|(i, app)| app_ref(&b.ids, &format!("/spec/clients/{i}"), app))
                 .collect();
-            model.outbound.insert(name.clone(), spec);
-            invalid_or(rules::check_outbound(&model, &name), refs)
+            b.model.outbound.insert(name.clone(), spec);
+            (refs, rules::check_outbound(&b.model, &name), b)
         }
         Kind::RouteIntent => {
             let spec: RouteIntentSpec = parse(spec)?;
+            let mut b = neighbourhood::route(tx, &site, &spec).await?;
             let target = spec
                 .target
                 .inbound_intent
                 .as_ref()
-                .map(|t| ("/spec/target/inboundIntent", t))
+                .map(|t| (neighbourhood::ROUTE_TO_INBOUND, t))
                 .or(spec
                     .target
                     .outbound_intent
                     .as_ref()
-                    .map(|t| ("/spec/target/outboundIntent", t)));
+                    .map(|t| (neighbourhood::ROUTE_TO_OUTBOUND, t)));
             let refs = target
-                .and_then(|(field, t)| ids.intents.get(t).map(|id| (field.to_owned(), *id)))
+                .and_then(|(field, t)| b.ids.intents.get(t).map(|id| (field.to_owned(), *id)))
                 .into_iter()
                 .collect();
-            model.routes.insert(name.clone(), spec);
-            invalid_or(rules::check_route(&model, &name), refs)
+            b.model.routes.insert(name.clone(), spec);
+            (refs, rules::check_route(&b.model, &name), b)
         }
-        _ => Ok(Vec::new()),
-    }
+        _ => return Ok(Checked::refs(Vec::new())),
+    };
+    let refs = invalid_or(errors, refs)?;
+    let (model, ids) = builder.finish();
+    Ok(Checked {
+        refs,
+        neighbourhood: Some(Neighbourhood { site, model, ids }),
+    })
+}
+
+fn app_ref(ids: &ModelIds, field: &str, app: &Name) -> Option<Reference> {
+    ids.apps.get(app).map(|id| (field.to_owned(), *id))
 }

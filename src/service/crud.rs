@@ -247,7 +247,7 @@ impl Service {
         let rows = self.resolve_path(&mut tx, parent).await?;
         let parent_id = rows.last().map_or(ROOT_ID, |r| r.id);
         self.lock_scope(&mut tx, &path, &rows, None).await?;
-        let refs = check_write(
+        let checked = check_write(
             &mut tx,
             Ancestors {
                 path: &path,
@@ -261,8 +261,9 @@ impl Service {
             Err(StoreError::Duplicate) => return Err(duplicate(&path)),
             Err(e) => return Err(e.into()),
         };
-        store_refs(&mut tx, row.id, &refs).await?;
-        self.store_vips(&mut tx, &path, &rows).await?;
+        insert_refs(&mut tx, row.id, &checked.refs).await?;
+        self.vips_after_write(&mut tx, &path, &rows, row.id, checked.neighbourhood)
+            .await?;
         if R::KIND == Kind::Project {
             tx = self.claim_namespaces(tx, row.id, &row.spec.0).await?;
         }
@@ -335,7 +336,7 @@ impl Service {
         if R::KIND == Kind::Project {
             check_namespace_change(&current, &new.spec, &key.name, caller)?;
         }
-        let refs = check_write(&mut tx, Ancestors { path, rows: &rows }, &new.spec).await?;
+        let checked = check_write(&mut tx, Ancestors { path, rows: &rows }, &new.spec).await?;
         let secret_same = self.secret_unchanged(&mut tx, id, &secret).await?;
         let unchanged = current.description == new.description
             && current.user_data1 == new.user_data1
@@ -350,8 +351,9 @@ impl Service {
                 _ => None,
             };
             tx.update(id, new).await?;
-            store_refs(&mut tx, id, &refs).await?;
-            self.store_vips(&mut tx, path, &rows).await?;
+            store_refs(&mut tx, id, &checked.refs).await?;
+            self.vips_after_write(&mut tx, path, &rows, id, checked.neighbourhood)
+                .await?;
             if let Some(spec) = project_spec {
                 tx = self.claim_namespaces(tx, id, &spec).await?;
             }
@@ -395,7 +397,7 @@ impl Service {
         match tx.delete(id, cascade).await {
             Ok(()) => {
                 // What the deleted resource needed is freed (an intent's VIPs go with its row).
-                self.store_vips(&mut tx, path, &rows).await?;
+                self.vips_after_delete(&mut tx, path, &rows).await?;
                 let action = change_action(kind, "delete");
                 audit_change(
                     &mut tx,
@@ -599,8 +601,18 @@ fn duplicate(path: &ResourcePath) -> Error {
     Error::Conflict(format!("{noun} {key} already exists{within}{scope}"))
 }
 
+/// Replaces the references a resource holds.
 async fn store_refs(tx: &mut Tx, id: Uuid, refs: &[(String, Uuid)]) -> Result<()> {
-    match tx.set_refs(id, refs).await {
+    refs_stored(tx.set_refs(id, refs).await)
+}
+
+/// Stores the references of a resource just created (it holds none yet).
+async fn insert_refs(tx: &mut Tx, id: Uuid, refs: &[(String, Uuid)]) -> Result<()> {
+    refs_stored(tx.insert_refs(id, refs).await)
+}
+
+fn refs_stored(result: std::result::Result<(), StoreError>) -> Result<()> {
+    match result {
         Ok(()) => Ok(()),
         Err(StoreError::ForeignKey) => Err(Error::Conflict(
             "a resource this one refers to was deleted at the same moment; retry".into(),

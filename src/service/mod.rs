@@ -5,8 +5,10 @@ mod context;
 mod crud;
 mod deploy;
 mod document;
+mod neighbourhood;
 mod paging;
 mod render;
+mod vips;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

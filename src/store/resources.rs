@@ -287,11 +287,13 @@ impl Tx {
 
     /// Takes the row lock of `id` until the transaction ends, so that writes checked against
     /// the same resources happen one after the other. (SQLite's `BEGIN IMMEDIATE` already
-    /// serializes every write.)
+    /// serializes every write.) `NO KEY UPDATE`: it excludes other writers as `FOR UPDATE`
+    /// would, but not the key-share locks that foreign-key checks take, so a write holding a
+    /// cluster's lock and one inserting a VIP that references the cluster cannot deadlock.
     pub async fn lock(&mut self, id: Uuid) -> StoreResult<()> {
         if let TxInner::Postgres(t) = &mut self.inner {
             super::statement_sent();
-            sqlx::query("SELECT id FROM resources WHERE id = $1 FOR UPDATE")
+            sqlx::query("SELECT id FROM resources WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(id)
                 .execute(&mut **t)
                 .await?;
@@ -344,7 +346,7 @@ impl Tx {
 const COLUMNS: &str = "id, kind, parent_id, name, version, description, user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by";
 
 /// `$first, $first+1, ...`: `count` numbered placeholders for an `IN (...)` list.
-fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -380,7 +382,51 @@ fn resolve_sql(depth: usize) -> String {
     )
 }
 
+/// A traffic intent set with the names of its composite app and project.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SetLocation {
+    pub set_id: Uuid,
+    pub set_name: String,
+    pub composite_app_id: Uuid,
+    pub composite_app_name: String,
+    pub version: String,
+    pub project_name: String,
+}
+
+const SETS: &str = "SELECT s.id AS set_id, s.name AS set_name, ca.id AS composite_app_id, \
+     ca.name AS composite_app_name, ca.version AS version, p.name AS project_name FROM resources s \
+     JOIN resources ca ON ca.id = s.parent_id JOIN resources p ON p.id = ca.parent_id \
+     WHERE s.kind = $1";
+
 impl Tx {
+    /// The traffic intent sets of a composite app, or of every one, in id order (the order in
+    /// which writers that touch several sets lock them).
+    pub async fn sets(&mut self, composite_app: Option<Uuid>) -> StoreResult<Vec<SetLocation>> {
+        let kind = Kind::TrafficIntentSet.code();
+        let rows = on_conn!(self, |c| {
+            match composite_app {
+                Some(ca) => {
+                    sqlx::query_as::<_, SetLocation>(sqlx::AssertSqlSafe(format!(
+                        "{SETS} AND ca.id = $2 ORDER BY s.id"
+                    )))
+                    .bind(kind)
+                    .bind(ca)
+                    .fetch_all(&mut *c)
+                    .await?
+                }
+                None => {
+                    sqlx::query_as::<_, SetLocation>(sqlx::AssertSqlSafe(format!(
+                        "{SETS} ORDER BY s.id"
+                    )))
+                    .bind(kind)
+                    .fetch_all(&mut *c)
+                    .await?
+                }
+            }
+        });
+        Ok(rows)
+    }
+
     /// The resources along a path of `(kind, key)` segments below the root, root first, in one
     /// statement. Stops at the first segment that does not exist.
     pub async fn resolve(&mut self, segments: &[(Kind, Key)]) -> StoreResult<Vec<ResourceRow>> {
@@ -428,22 +474,20 @@ impl Tx {
     }
 
     /// The inbound intents of a set that expose the Kubernetes Service `service_name` (an
-    /// indexed look-up: `resources_inbound_service`).
+    /// indexed look-up: `resources_inbound_service`, a partial index the literal kind selects).
     pub async fn inbound_with_service(
         &mut self,
         set: Uuid,
         service_name: &str,
     ) -> StoreResult<Vec<ResourceRow>> {
-        let kind = Kind::InboundIntent.code();
         let rows = match &mut self.inner {
             TxInner::Postgres(t) => {
                 super::statement_sent();
                 sqlx::query_as::<_, ResourceRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM resources WHERE parent_id = $1 AND kind = $2 \
-                     AND (spec ->> 'serviceName') = $3 ORDER BY name"
+                    "SELECT {COLUMNS} FROM resources WHERE parent_id = $1 AND kind = 'inbound_intent' \
+                     AND (spec ->> 'serviceName') = $2 ORDER BY name"
                 )))
                 .bind(set)
-                .bind(kind)
                 .bind(service_name)
                 .fetch_all(&mut **t)
                 .await?
@@ -451,11 +495,10 @@ impl Tx {
             TxInner::Sqlite(t) => {
                 super::statement_sent();
                 sqlx::query_as::<_, ResourceRow>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM resources WHERE parent_id = $1 AND kind = $2 \
-                     AND json_extract(spec, '$.serviceName') = $3 ORDER BY name"
+                    "SELECT {COLUMNS} FROM resources WHERE parent_id = $1 AND kind = 'inbound_intent' \
+                     AND json_extract(spec, '$.serviceName') = $2 ORDER BY name"
                 )))
                 .bind(set)
-                .bind(kind)
                 .bind(service_name)
                 .fetch_all(&mut **t)
                 .await?
@@ -507,5 +550,26 @@ impl Tx {
             q.execute(&mut *c).await.map(|_| ())
         });
         result.map_err(StoreError::classify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inbound_service_lookup_spells_the_kind_code() {
+        // The partial index `resources_inbound_service` applies only to this literal.
+        assert_eq!(Kind::InboundIntent.code(), "inbound_intent");
+    }
+
+    #[test]
+    fn a_resolve_statement_chains_one_cte_per_segment() {
+        let sql = resolve_sql(3);
+        assert!(sql.contains("s2 AS") && !sql.contains("s3 AS"), "{sql}");
+        assert!(
+            sql.contains("r.parent_id = $10"),
+            "the root id is the last parameter: {sql}"
+        );
     }
 }

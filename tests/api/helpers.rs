@@ -123,6 +123,17 @@ pub async fn start_with(settings: &Settings) -> (String, meshintent::startup::Ru
 }
 
 impl TestApp {
+    /// The service layer on the app's database, for tests that call it without HTTP (such as
+    /// counting the statements of one write).
+    pub async fn service(&self) -> meshintent::service::Service {
+        let secrets = self
+            .settings
+            .secret_key
+            .load()
+            .expect("the test's secret key");
+        meshintent::service::Service::new(self.store().await, secrets)
+    }
+
     /// A store on the app's database, for looking under the API.
     pub async fn store(&self) -> meshintent::store::Store {
         match &self.database {

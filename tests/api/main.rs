@@ -25,3 +25,4 @@ mod secrets;
 mod stored_deployments;
 mod traffic;
 mod validation;
+mod write_cost;

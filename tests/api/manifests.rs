@@ -312,12 +312,20 @@ both_backends!(manifests_and_binding_gets_write_nothing, |app| {
     app.get(BINDING).await.expect(200);
     assert_eq!(stored_vips(&app).await, 0);
     assert_eq!(audit_events(&app).await, audit);
-    // The next write to the set stores it.
+    // A write that does not change the intent's VIPs stores nothing; the next write to the
+    // intent (here: its client) stores it.
     app.delete(&format!(
         "{SET}/inbound-intents/httpbin/clients/sleep/security-intents/status"
     ))
     .await
     .expect(204);
+    assert_eq!(stored_vips(&app).await, 0);
+    app.put(
+        &format!("{SET}/inbound-intents/httpbin/clients/sleep"),
+        json!({"metadata": {"name": "sleep", "description": "the caller"}, "spec": {"app": "sleep"}}),
+    )
+    .await
+    .expect(200);
     assert_eq!(stored_vips(&app).await, 1);
     let body = app.get(&url).await.expect(200).body;
     assert_eq!(vip_of(&body, "cluster02", "httpbin-remote"), vip);
