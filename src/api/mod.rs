@@ -11,6 +11,7 @@ pub mod policy;
 pub mod problem;
 pub mod resources;
 pub mod sets;
+pub mod streaming;
 pub mod tree;
 
 use utoipa::OpenApi;

@@ -1,16 +1,17 @@
 //! Endpoints of a traffic intent set beyond CRUD: the set as a document, and its manifests.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::resources::path_to;
+use super::streaming;
 use crate::domain::document::IntentDocument;
 use crate::domain::envelopes::TrafficIntentSet;
 use crate::domain::resource::Kind;
 use crate::error::Error;
 use crate::generate::output::{self, ManifestList};
+use crate::istio::IstioObject;
 use crate::service::Service;
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
@@ -71,9 +72,21 @@ pub async fn traffic_intent_set_get(
         SetFormat::Resource => super::resources::get::<TrafficIntentSet>(&svc, &req).await,
         SetFormat::Document => {
             let path = path_to(&req, Kind::TrafficIntentSet)?;
-            Ok(HttpResponse::Ok().json(svc.export_document(&path).await?))
+            Ok(streaming::json(svc.export_document(&path).await?))
         }
     }
+}
+
+/// `ManifestList` as it is sent, borrowing the rendered objects.
+#[derive(serde::Serialize)]
+struct ManifestView<'a> {
+    clusters: Vec<ClusterObjects<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ClusterObjects<'a> {
+    cluster: &'a str,
+    objects: &'a [IstioObject],
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
@@ -127,11 +140,19 @@ pub async fn traffic_intent_set_manifests(
 ) -> Result<HttpResponse, Error> {
     let path = path_to(&req, Kind::TrafficIntentSet)?;
     let (rendered, cluster) = svc.render(&path, query.cluster.as_deref()).await?;
-    let list = output::list(&rendered.manifests, cluster.as_ref());
+    let manifests = rendered.manifests;
+    // Streamed from the rendered objects, not copied into a `ManifestList` first: the answer
+    // for a large set is tens of megabytes.
     Ok(match query.format.unwrap_or_default() {
-        ManifestFormat::Json => HttpResponse::Ok().json(list),
-        ManifestFormat::Yaml => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "application/yaml"))
-            .body(output::yaml(&list)),
+        ManifestFormat::Json => streaming::streamed("application/json", move |out| {
+            let clusters = output::clusters(&manifests, cluster.as_ref())
+                .into_iter()
+                .map(|(cluster, objects)| ClusterObjects { cluster, objects })
+                .collect();
+            serde_json::to_writer(out, &ManifestView { clusters }).map_err(std::io::Error::other)
+        }),
+        ManifestFormat::Yaml => streaming::streamed("application/yaml", move |out| {
+            output::write_yaml(output::clusters(&manifests, cluster.as_ref()), out)
+        }),
     })
 }

@@ -32,41 +32,68 @@ pub struct ManifestList {
 /// The clusters of `manifests` (only `only` when given; an empty list for a cluster without
 /// objects).
 pub fn list(manifests: &Manifests, only: Option<&Name>) -> ManifestList {
-    let clusters = match only {
-        Some(cluster) => vec![ClusterManifests {
-            cluster: cluster.to_string(),
-            objects: manifests.get(cluster).cloned().unwrap_or_default(),
-        }],
-        None => manifests
-            .iter()
-            .map(|(cluster, objects)| ClusterManifests {
-                cluster: cluster.to_string(),
-                objects: objects.clone(),
-            })
-            .collect(),
-    };
+    let clusters = clusters(manifests, only)
+        .into_iter()
+        .map(|(cluster, objects)| ClusterManifests {
+            cluster: cluster.to_owned(),
+            objects: objects.to_vec(),
+        })
+        .collect();
     ManifestList { clusters }
 }
 
 /// YAML: for each cluster a comment line, then one document per object.
 pub fn yaml(list: &ManifestList) -> String {
-    let mut out = String::new();
-    for cluster in &list.clusters {
-        out.push_str(&format!(
-            "# cluster: {} ({} object{})\n",
-            cluster.cluster,
-            cluster.objects.len(),
-            if cluster.objects.len() == 1 { "" } else { "s" }
-        ));
-        for object in &cluster.objects {
-            out.push_str("---\n");
-            out.push_str(&to_yaml(object));
-            if !out.ends_with('\n') {
-                out.push('\n');
+    let mut out = Vec::new();
+    let clusters = list
+        .clusters
+        .iter()
+        .map(|c| (c.cluster.as_str(), c.objects.as_slice()));
+    write_yaml(clusters, &mut out).expect("writing to memory");
+    String::from_utf8(out).expect("YAML is UTF-8")
+}
+
+/// The clusters of `manifests` (only `only` when given; none of its objects when it has none)
+/// as (cluster, objects) pairs, borrowed: what `list` copies.
+pub fn clusters<'m>(
+    manifests: &'m Manifests,
+    only: Option<&'m Name>,
+) -> Vec<(&'m str, &'m [IstioObject])> {
+    match only {
+        Some(cluster) => vec![(
+            cluster.as_str(),
+            manifests.get(cluster).map_or(&[][..], Vec::as_slice),
+        )],
+        None => manifests
+            .iter()
+            .map(|(cluster, objects)| (cluster.as_str(), objects.as_slice()))
+            .collect(),
+    }
+}
+
+/// Writes the YAML form of `clusters` object by object (a streamed response writes it as it
+/// goes out).
+pub fn write_yaml<'a>(
+    clusters: impl IntoIterator<Item = (&'a str, &'a [IstioObject])>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    for (cluster, objects) in clusters {
+        writeln!(
+            out,
+            "# cluster: {cluster} ({} object{})",
+            objects.len(),
+            if objects.len() == 1 { "" } else { "s" }
+        )?;
+        for object in objects {
+            let yaml = to_yaml(object);
+            out.write_all(b"---\n")?;
+            out.write_all(yaml.as_bytes())?;
+            if !yaml.ends_with('\n') {
+                out.write_all(b"\n")?;
             }
         }
     }
-    out
+    Ok(())
 }
 
 /// One object as YAML, every string on one line (as Kubernetes manifests are usually written).
