@@ -80,6 +80,7 @@ async fn run(mode: Mode) -> Figures {
             )),
         },
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        max_document_bytes: meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES,
         bootstrap_token: Some(admin.clone()),
         metrics_listen: None,
     };

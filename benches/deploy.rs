@@ -72,6 +72,7 @@ async fn main() {
         push: meshintent::push::PushSettings::default(),
         auth: meshintent::auth::AuthSettings::default(),
         max_body_bytes: meshintent::configuration::DEFAULT_MAX_BODY_BYTES,
+        max_document_bytes: meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES,
         bootstrap_token: Some(token.clone()),
         metrics_listen: None,
     };

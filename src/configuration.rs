@@ -121,6 +121,8 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// Largest request body accepted (`MESHINTENT_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Largest set document accepted by `PUT .../document` (`MESHINTENT_MAX_DOCUMENT_BYTES`).
+    pub max_document_bytes: usize,
     /// Serve `/metrics` on this address instead of the API's (`MESHINTENT_METRICS_LISTEN`).
     pub metrics_listen: Option<String>,
     /// An admin token to create at start if no token has its secret
@@ -130,6 +132,10 @@ pub struct Settings {
 
 /// Default of `MESHINTENT_MAX_BODY_BYTES`: 1 MiB (kubeconfigs can be tens of kilobytes).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Default of `MESHINTENT_MAX_DOCUMENT_BYTES`: 256 MiB, a set of about 100,000 inbound
+/// intents with three clients each as JSON.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 256 * 1024 * 1024;
 
 impl DatabaseSettings {
     /// Where the embedded default writes the first admin token: beside the database.

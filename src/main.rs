@@ -143,6 +143,9 @@ struct AuthArgs {
     /// Largest request body in bytes (larger ones are answered 413).
     #[arg(long, env = "MESHINTENT_MAX_BODY_BYTES", default_value_t = meshintent::configuration::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Largest set document in bytes for `PUT .../traffic-intent-sets/{set}/document`.
+    #[arg(long, env = "MESHINTENT_MAX_DOCUMENT_BYTES", default_value_t = meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES)]
+    max_document_bytes: usize,
 }
 
 impl AuthArgs {
@@ -428,6 +431,7 @@ async fn run(command: Command) -> Result<(), String> {
                 push,
                 auth: auth.settings()?,
                 max_body_bytes: auth.max_body_bytes.max(1024),
+                max_document_bytes: auth.max_document_bytes.max(1024),
                 bootstrap_token: auth.bootstrap_token.clone(),
                 metrics_listen: metrics_listen.filter(|a| !a.is_empty()),
             };

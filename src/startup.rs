@@ -282,6 +282,7 @@ fn run(
     let authenticator = web::Data::from(authenticator);
     let limits = web::Data::new(api::guard::Limits {
         max_body_bytes: settings.max_body_bytes,
+        max_document_bytes: settings.max_document_bytes,
     });
     let max_body = settings.max_body_bytes;
     let metrics_elsewhere = settings.metrics_listen.is_some();

@@ -45,6 +45,8 @@ impl RequestId {
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// For set documents (`PUT .../document`), which hold a whole set.
+    pub max_document_bytes: usize,
 }
 
 /// Handlers take the caller the gate let through. A request that reached a handler without
@@ -173,22 +175,31 @@ pub async fn guard(
         return Ok(req.error_response(e).map_into_boxed_body());
     }
 
+    let (limit, setting) = if is_document_write(&req) {
+        (limits.max_document_bytes, "MESHINTENT_MAX_DOCUMENT_BYTES")
+    } else {
+        (limits.max_body_bytes, "MESHINTENT_MAX_BODY_BYTES")
+    };
     let too_large = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > limits.max_body_bytes as u64);
+        .is_some_and(|n| n > limit as u64);
     if too_large {
         let e = Error::PayloadTooLarge(format!(
-            "the request body is larger than the limit of {} bytes (MESHINTENT_MAX_BODY_BYTES)",
-            limits.max_body_bytes
+            "the request body is larger than the limit of {limit} bytes ({setting})"
         ));
         return Ok(req.error_response(e).map_into_boxed_body());
     }
     req.extensions_mut()
         .insert(Caller::new(principal, request_id));
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Whether the request writes a whole set document (which has its own body limit).
+pub fn is_document_write(req: &ServiceRequest) -> bool {
+    req.method() == actix_web::http::Method::PUT && req.path().ends_with("/document")
 }
 
 /// Refusals are recorded on a best-effort basis: a database outage must not turn a 401 into

@@ -55,6 +55,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     tree::register(cfg);
     cfg.service(sets::traffic_intent_set_get);
     cfg.service(sets::traffic_intent_set_manifests);
+    cfg.service(sets::traffic_intent_set_replace_document);
     cfg.service(bindings::client_binding);
     cfg.service(bindings::credentials_adapt);
     cfg.service(deploy::traffic_intent_set_deploy);

@@ -36,6 +36,7 @@ const POLICY: &[(&str, Action)] = &[
     ("traffic_intent_set_replace", Action::WriteProject),
     ("traffic_intent_set_delete", Action::WriteProject),
     ("traffic_intent_set_manifests", Action::ReadProject),
+    ("traffic_intent_set_replace_document", Action::WriteProject),
     ("traffic_intent_set_status", Action::ReadProject),
     ("traffic_intent_set_deploy", Action::WriteProject),
     ("traffic_intent_set_terminate", Action::WriteProject),

@@ -1,18 +1,21 @@
 //! Endpoints of a traffic intent set beyond CRUD: the set as a document, and its manifests.
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, put, web};
+use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::body::parse_json;
+use super::guard::Limits;
 use super::resources::path_to;
 use super::streaming;
-use crate::domain::document::IntentDocument;
+use crate::domain::document::{DocIntentSet, IntentDocument};
 use crate::domain::envelopes::TrafficIntentSet;
 use crate::domain::resource::Kind;
 use crate::error::Error;
 use crate::generate::output::{self, ManifestList};
 use crate::istio::IstioObject;
-use crate::service::Service;
+use crate::service::{Caller, Service, SetChanges};
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -155,4 +158,74 @@ pub async fn traffic_intent_set_manifests(
             output::write_yaml(output::clusters(&manifests, cluster.as_ref()), out)
         }),
     })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DocumentQuery {
+    /// Delete the set's members the document leaves out (default true). With `false` they
+    /// are kept, as `meshintent apply` does.
+    pub prune: Option<bool>,
+}
+
+#[utoipa::path(
+    put, path = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/document",
+    tag = "traffic-intent-sets", operation_id = "traffic_intent_set_replace_document",
+    summary = "Replace a traffic intent set's members from a document",
+    description = "Makes the set hold the inbound intents (with clients and security intents), outbound intents \
+and route intents of the body, which is a set entry of an intent document \
+(`projects[].compositeApps[].trafficIntentSets[]`, as `GET ...?format=document` shows it). One transaction: \
+every rule of the item writes is checked first (errors name fields of the body, e.g. \
+`/inboundIntents/3/spec/app`), then new members are created, changed ones replaced and, unless `prune=false`, \
+members the body leaves out deleted. VIPs are stored as the item writes store them. The body may be larger \
+than other requests (`MESHINTENT_MAX_DOCUMENT_BYTES`).",
+    params(
+        ("project" = String, Path, description = "Project name"),
+        ("compositeApp" = String, Path, description = "Composite app name"),
+        ("version" = String, Path, description = "Composite app version"),
+        ("set" = String, Path, description = "Traffic intent set name"),
+        DocumentQuery,
+    ),
+    request_body(content = DocIntentSet, description = "The set with all its members"),
+    responses(
+        (status = 200, description = "What changed, member by member", body = SetChanges),
+        (status = 400, description = "The body is not a set document", body = crate::api::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The set or an ancestor does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A member to delete is referenced from outside the set, or a concurrent write", body = crate::api::problem::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than MESHINTENT_MAX_DOCUMENT_BYTES", body = crate::api::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A rule is broken; nothing was written", body = crate::api::problem::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put(
+    "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/document"
+)]
+pub async fn traffic_intent_set_replace_document(
+    svc: web::Data<Service>,
+    limits: web::Data<Limits>,
+    req: HttpRequest,
+    query: web::Query<DocumentQuery>,
+    caller: Caller,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, Error> {
+    let path = path_to(&req, Kind::TrafficIntentSet)?;
+    // Read here, not by the app-wide extractor, whose limit is the one for single resources.
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest {
+            detail: format!("reading the request body: {e}"),
+            errors: Vec::new(),
+        })?;
+        if body.len() + chunk.len() > limits.max_document_bytes {
+            return Err(Error::PayloadTooLarge(format!(
+                "the request body is larger than the limit of {} bytes (MESHINTENT_MAX_DOCUMENT_BYTES)",
+                limits.max_document_bytes
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let document: DocIntentSet = parse_json(&req, &body)?;
+    let changes = svc
+        .replace_set_members(&path, document, query.prune.unwrap_or(true), &caller)
+        .await?;
+    Ok(streaming::json(changes))
 }

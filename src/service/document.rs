@@ -1,6 +1,6 @@
 //! A stored set as an intent document (SPEC section 5), ready for git and offline rendering.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
@@ -17,7 +17,13 @@ use crate::domain::envelopes::{
 use crate::domain::model::SetAddress;
 use crate::domain::resource::{Kind, ResourcePath};
 use crate::error::{Error, Result};
-use crate::store::{ROOT_ID, ResourceRow};
+use crate::store::{ROOT_ID, ResourceRow, Tx};
+
+fn name_of(row: &ResourceRow) -> Result<crate::domain::names::Name> {
+    row.name
+        .parse()
+        .map_err(|e: String| Error::internal(&format!("stored name of {}", row.id), e))
+}
 
 /// A row as its envelope, without server-set metadata (a document is written by people).
 fn plain<R: Resource>(row: &ResourceRow) -> Result<R> {
@@ -34,12 +40,32 @@ impl Service {
     /// The set at `path` with its project, composite app, apps and the clusters they run on.
     /// Kubeconfigs are never part of it.
     pub async fn export_document(&self, path: &ResourcePath) -> Result<IntentDocument> {
-        let address = SetAddress::from_path(path)
-            .ok_or_else(|| Error::internal("export", "not a set path"))?;
         let mut tx = self.store.begin_read().await?;
         let rows = self.resolve_path(&mut tx, path).await?;
-        let (project_row, ca_row, set_row) = (&rows[0], &rows[1], &rows[2]);
-        let (model, _) = load_model(&mut tx, address, ca_row.id, set_row.id).await?;
+        let document = self.stored_document(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(document)
+    }
+
+    /// The document of the set whose resolved path is `rows` (project, composite app, set).
+    pub(crate) async fn stored_document(
+        &self,
+        tx: &mut Tx,
+        rows: &[ResourceRow],
+    ) -> Result<IntentDocument> {
+        let [project_row, ca_row, set_row] = rows else {
+            return Err(Error::internal("export", "not a set path"));
+        };
+        let address = SetAddress {
+            project: name_of(project_row)?,
+            composite_app: name_of(ca_row)?,
+            version: ca_row
+                .version
+                .parse()
+                .map_err(|e: String| Error::internal("stored composite app version", e))?,
+            set: name_of(set_row)?,
+        };
+        let (model, _) = load_model(tx, address, ca_row.id, set_row.id).await?;
         let placed: BTreeSet<&str> = model
             .apps
             .values()
@@ -64,13 +90,24 @@ impl Service {
             .map(plain::<App>)
             .collect::<Result<Vec<_>>>()?;
         let subtree = tx.subtree(set_row.id).await?;
-        let children = |parent: Uuid, kind: Kind| -> Vec<&ResourceRow> {
-            let mut rows: Vec<&ResourceRow> = subtree
-                .iter()
-                .filter(|r| r.parent_id == Some(parent) && r.kind == kind.code())
-                .collect();
+        // Grouped once by (parent, kind), in name order: a set holds tens of thousands of rows.
+        let mut grouped: BTreeMap<(Uuid, &str), Vec<&ResourceRow>> = BTreeMap::new();
+        for row in &subtree {
+            if let Some(parent) = row.parent_id {
+                grouped
+                    .entry((parent, row.kind.as_str()))
+                    .or_default()
+                    .push(row);
+            }
+        }
+        for rows in grouped.values_mut() {
             rows.sort_by(|a, b| a.name.cmp(&b.name));
-            rows
+        }
+        let children = |parent: Uuid, kind: Kind| -> Vec<&ResourceRow> {
+            grouped
+                .get(&(parent, kind.code()))
+                .cloned()
+                .unwrap_or_default()
         };
         let mut inbound_intents = Vec::new();
         for row in children(set_row.id, Kind::InboundIntent) {

@@ -1,6 +1,7 @@
 //! What the API does, independent of HTTP: resource CRUD with its rules, rendering, deploys.
 
 mod access;
+mod bulk;
 mod context;
 mod crud;
 mod deploy;
@@ -20,6 +21,7 @@ use crate::push::PushSettings;
 use crate::store::Store;
 
 pub use access::{AuditEvent, AuditEventList, Caller};
+pub use bulk::{Change, MemberChange, SetChanges};
 pub use crud::{Deleted, IfMatch, ListPage, etag};
 pub use deploy::{
     Action, ClusterDeployment, DeploymentList, DeploymentState, DeploymentStatus,

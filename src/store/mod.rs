@@ -18,7 +18,7 @@ pub use access::{AuditFilter, AuditRow, BindingRow, NewAuditEvent, TokenRow};
 pub use deployments::{
     ClusterRow, DeploymentRow, InventoryRow, Manifests, NewDeployment, ObjectRow,
 };
-pub use resources::{NewResource, ROOT_ID, Referrer, ResourceRow, SetLocation};
+pub use resources::{NewResource, NewRow, ROOT_ID, Referrer, ResourceRow, SetLocation};
 pub use vips::{VipProbe, VipRow};
 
 /// Why a store operation failed, in terms the service layer can act on.

@@ -382,6 +382,20 @@ fn resolve_sql(depth: usize) -> String {
     )
 }
 
+/// A resource to insert with an id chosen by the caller (so children can name their parent
+/// before either is stored).
+#[derive(Clone, Debug)]
+pub struct NewRow {
+    pub id: Uuid,
+    pub parent: Uuid,
+    pub kind: Kind,
+    pub key: Key,
+    pub new: NewResource,
+}
+
+/// Rows per multi-row statement: well under both databases' limit on bound values.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// A traffic intent set with the names of its composite app and project.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SetLocation {
@@ -527,6 +541,100 @@ impl Tx {
                 .await?
         });
         Ok(rows)
+    }
+
+    /// Inserts resources in statements of `ROWS_PER_STATEMENT` rows, in order (parents before
+    /// children). A sibling with the same name is `Duplicate`.
+    pub async fn insert_many(&mut self, rows: &[NewRow]) -> StoreResult<()> {
+        let now = now();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = 2 + i * 12;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 1, $1, $1, ${}, ${})",
+                        p,
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8,
+                        p + 9,
+                        p + 10,
+                        p + 11
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO resources (id, kind, parent_id, name_scope, name, version, description, \
+                 user_data1, user_data2, spec, revision, created_at, updated_at, created_by, updated_by) VALUES {}",
+                values.join(", ")
+            );
+            let result = on_conn!(self, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now);
+                for row in chunk {
+                    q = q
+                        .bind(row.id)
+                        .bind(row.kind.code())
+                        .bind(row.parent)
+                        .bind(row.kind.name_scope())
+                        .bind(row.key.name.as_str())
+                        .bind(row.key.version_str())
+                        .bind(row.new.description.as_deref())
+                        .bind(row.new.user_data1.as_deref())
+                        .bind(row.new.user_data2.as_deref())
+                        .bind(Json(&row.new.spec))
+                        .bind(row.new.actor.as_str())
+                        .bind(row.new.actor.as_str());
+                }
+                q.execute(&mut *c).await.map(|_| ())
+            });
+            result.map_err(StoreError::classify)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the references `replaced` resources hold, then stores `refs` (from, field, to), in
+    /// batches. A target deleted meanwhile is `ForeignKey`.
+    pub async fn replace_refs(
+        &mut self,
+        replaced: &[Uuid],
+        refs: &[(Uuid, String, Uuid)],
+    ) -> StoreResult<()> {
+        for chunk in replaced.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM resource_refs WHERE from_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            on_conn!(self, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *c).await?;
+            });
+        }
+        for chunk in refs.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 1 + i * 3, 2 + i * 3, 3 + i * 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO resource_refs (from_id, field, to_id) VALUES {}",
+                values.join(", ")
+            );
+            let result = on_conn!(self, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for (from, field, to) in chunk {
+                    q = q.bind(*from).bind(field.as_str()).bind(*to);
+                }
+                q.execute(&mut *c).await.map(|_| ())
+            });
+            result.map_err(StoreError::classify)?;
+        }
+        Ok(())
     }
 
     /// Stores the references of a resource that holds none yet (a create), in one statement.

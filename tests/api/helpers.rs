@@ -108,6 +108,7 @@ pub fn test_settings(
         push: test_push_settings(),
         auth: meshintent::auth::AuthSettings::default(),
         max_body_bytes: meshintent::configuration::DEFAULT_MAX_BODY_BYTES,
+        max_document_bytes: meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES,
         bootstrap_token,
         metrics_listen: None,
     }

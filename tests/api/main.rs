@@ -15,6 +15,7 @@ mod cli;
 mod concurrency;
 mod crud;
 mod deploy;
+mod documents;
 mod manifests;
 mod migration;
 mod oidc;
