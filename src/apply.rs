@@ -1,6 +1,7 @@
 //! `meshintent apply`: makes a meshintent server hold every resource of an intent document,
 //! creating what is missing and replacing what differs, in dependency order. Running it twice
-//! changes nothing. Resources the document does not mention are left alone (no pruning).
+//! changes nothing. Resources the document does not mention are left alone unless `--prune`
+//! is given (then a set's members the document leaves out are deleted; nothing else is).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -16,6 +17,9 @@ pub enum Outcome {
     Created,
     Replaced,
     Unchanged,
+    /// A set member the document left out (with `--prune`), or whose name it gave to another
+    /// kind of intent.
+    Deleted,
 }
 
 impl Outcome {
@@ -24,6 +28,7 @@ impl Outcome {
             Outcome::Created => "created",
             Outcome::Replaced => "replaced",
             Outcome::Unchanged => "unchanged",
+            Outcome::Deleted => "deleted",
         }
     }
 }
@@ -234,12 +239,43 @@ fn child(parent: &ResourcePath, kind: Kind, metadata: &Metadata) -> ResourcePath
     parent.child(kind, Key::named(metadata.name.clone()))
 }
 
+/// Requests in flight at once for resources that do not depend on each other.
+const PARALLEL_REQUESTS: usize = 8;
+
+/// Runs `puts` with up to `PARALLEL_REQUESTS` in flight; results in the given order.
+async fn all<F>(puts: Vec<F>) -> Result<Vec<Applied>, ApplyError>
+where
+    F: std::future::Future<Output = Result<Applied, ApplyError>>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(puts)
+        .buffered(PARALLEL_REQUESTS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The answer of `PUT .../document`, as far as apply reads it.
+#[derive(Deserialize)]
+struct SetChanges {
+    changes: Vec<MemberChange>,
+}
+
+#[derive(Deserialize)]
+struct MemberChange {
+    path: String,
+    change: String,
+}
+
 /// Applies every resource of `document`, parents before children, references before referrers
-/// (clusters, projects, composite apps, apps, sets, inbound intents, clients, security intents,
-/// outbound intents, route intents).
+/// (clusters, projects, composite apps, apps, sets), independent ones in parallel; each set's
+/// members go in one request (`PUT .../document`, one transaction on the server). Without
+/// `prune`, members a set holds that the document does not mention are kept.
 pub async fn apply(
     client: &ApiClient,
     document: &IntentDocument,
+    prune: bool,
 ) -> Result<Vec<Applied>, ApplyError> {
     // Check locally first, with pointers into the document, before anything is written; this
     // also fills the defaults the API fills, so what is sent is what the server stores.
@@ -249,19 +285,25 @@ pub async fn apply(
         .map_err(|errors| ApplyError::Document(crate::domain::document::describe(&errors)))?;
     let mut applied = Vec::new();
     let root = ResourcePath::root();
-    for cluster in &document.clusters {
+    let clusters = document.clusters.iter().map(|cluster| {
         let mut body = envelope(&cluster.metadata, &cluster.spec);
         let kubeconfig = cluster.spec.kubeconfig.as_ref();
         if let Some(k) = kubeconfig {
             body["spec"]["kubeconfig"] = Value::String(k.expose().to_owned());
         }
         let path = child(&root, Kind::Cluster, &cluster.metadata);
-        applied.push(put(client, &path, body, kubeconfig.is_some()).await?);
-    }
+        async move { put(client, &path, body, kubeconfig.is_some()).await }
+    });
+    applied.extend(all(clusters.collect()).await?);
+    let projects = document.projects.iter().map(|project| {
+        let path = child(&root, Kind::Project, &project.metadata);
+        let body = envelope(&project.metadata, &project.spec);
+        async move { put(client, &path, body, false).await }
+    });
+    applied.extend(all(projects.collect()).await?);
+    let mut composite_apps = Vec::new();
     for project in &document.projects {
         let project_path = child(&root, Kind::Project, &project.metadata);
-        let body = envelope(&project.metadata, &project.spec);
-        applied.push(put(client, &project_path, body, false).await?);
         for ca in &project.composite_apps {
             let ca_path = project_path.child(
                 Kind::CompositeApp,
@@ -270,46 +312,76 @@ pub async fn apply(
                     version: Some(ca.spec.version.clone()),
                 },
             );
-            let body = envelope(&ca.metadata, &ca.spec);
-            applied.push(put(client, &ca_path, body, false).await?);
-            for app in &ca.apps {
-                let path = child(&ca_path, Kind::App, &app.metadata);
-                let body = envelope(&app.metadata, &app.spec);
-                applied.push(put(client, &path, body, false).await?);
-            }
-            for set in &ca.traffic_intent_sets {
-                let set_path = child(&ca_path, Kind::TrafficIntentSet, &set.metadata);
-                let body = envelope(&set.metadata, &set.spec);
-                applied.push(put(client, &set_path, body, false).await?);
-                for inbound in &set.inbound_intents {
-                    let path = child(&set_path, Kind::InboundIntent, &inbound.metadata);
-                    let body = envelope(&inbound.metadata, &inbound.spec);
-                    applied.push(put(client, &path, body, false).await?);
-                    for c in &inbound.clients {
-                        let client_path = child(&path, Kind::Client, &c.metadata);
-                        let body = envelope(&c.metadata, &c.spec);
-                        applied.push(put(client, &client_path, body, false).await?);
-                        for rule in &c.security_intents {
-                            let path = child(&client_path, Kind::SecurityIntent, &rule.metadata);
-                            let body = envelope(&rule.metadata, &rule.spec);
-                            applied.push(put(client, &path, body, false).await?);
-                        }
-                    }
-                }
-                for outbound in &set.outbound_intents {
-                    let path = child(&set_path, Kind::OutboundIntent, &outbound.metadata);
-                    let body = envelope(&outbound.metadata, &outbound.spec);
-                    applied.push(put(client, &path, body, false).await?);
-                }
-                for route in &set.route_intents {
-                    let path = child(&set_path, Kind::RouteIntent, &route.metadata);
-                    let body = envelope(&route.metadata, &route.spec);
-                    applied.push(put(client, &path, body, false).await?);
-                }
-            }
+            composite_apps.push((ca_path, ca));
+        }
+    }
+    let cas = composite_apps.iter().map(|(path, ca)| {
+        let body = envelope(&ca.metadata, &ca.spec);
+        async move { put(client, path, body, false).await }
+    });
+    applied.extend(all(cas.collect()).await?);
+    let apps = composite_apps.iter().flat_map(|(ca_path, ca)| {
+        ca.apps.iter().map(move |app| {
+            let path = child(ca_path, Kind::App, &app.metadata);
+            let body = envelope(&app.metadata, &app.spec);
+            async move { put(client, &path, body, false).await }
+        })
+    });
+    applied.extend(all(apps.collect()).await?);
+    for (ca_path, ca) in &composite_apps {
+        for set in &ca.traffic_intent_sets {
+            let set_path = child(ca_path, Kind::TrafficIntentSet, &set.metadata);
+            let body = envelope(&set.metadata, &set.spec);
+            applied.push(put(client, &set_path, body, false).await?);
+            applied.extend(put_members(client, &set_path, set, prune).await?);
         }
     }
     Ok(applied)
+}
+
+/// Sends a set's members in one `PUT .../document` and reads what happened to each.
+async fn put_members(
+    client: &ApiClient,
+    set_path: &ResourcePath,
+    set: &crate::domain::document::DocIntentSet,
+    prune: bool,
+) -> Result<Vec<Applied>, ApplyError> {
+    let url = format!("{}/document?prune={prune}", set_path.url());
+    let body = serde_json::to_value(set).map_err(|e| ApplyError::Unexpected {
+        path: url.clone(),
+        message: e.to_string(),
+    })?;
+    let answer = client
+        .request(reqwest::Method::PUT, &url, Some(&body))
+        .await?
+        .unwrap_or_default();
+    let changes: SetChanges =
+        serde_json::from_value(answer).map_err(|e| ApplyError::Unexpected {
+            path: url.clone(),
+            message: e.to_string(),
+        })?;
+    changes
+        .changes
+        .into_iter()
+        .map(|c| {
+            let outcome = match c.change.as_str() {
+                "created" => Outcome::Created,
+                "replaced" => Outcome::Replaced,
+                "unchanged" => Outcome::Unchanged,
+                "deleted" => Outcome::Deleted,
+                other => {
+                    return Err(ApplyError::Unexpected {
+                        path: url.clone(),
+                        message: format!("unknown change \"{other}\""),
+                    });
+                }
+            };
+            Ok(Applied {
+                path: c.path,
+                outcome,
+            })
+        })
+        .collect()
 }
 
 /// The API paths of every traffic intent set of a document.

@@ -276,6 +276,10 @@ struct ApplyArgs {
     /// API token (or OIDC token) sent as `Authorization: Bearer`.
     #[arg(long, env = "MESHINTENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Delete the members of each set of the document that it does not mention (intents,
+    /// clients, security intents). Other resources are never deleted.
+    #[arg(long)]
+    prune: bool,
     /// Then deploy every traffic intent set of the document.
     #[arg(long)]
     deploy: bool,
@@ -324,7 +328,9 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     let client = ApiClient::new(&args.server)
         .map_err(|e| e.to_string())?
         .with_token(args.token.clone());
-    let applied = apply(&client, &document).await.map_err(|e| e.to_string())?;
+    let applied = apply(&client, &document, args.prune)
+        .await
+        .map_err(|e| e.to_string())?;
     for a in &applied {
         println!("{} {}", a.outcome.as_str(), a.path);
     }
