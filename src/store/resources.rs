@@ -91,7 +91,6 @@ const SELECT_SUBTREE: &str = "WITH RECURSIVE subtree(id, depth) AS ( \
 const COUNT_CHILDREN: &str = "SELECT COUNT(*) FROM resources WHERE parent_id = $1";
 const REFERRERS: &str = "SELECT r.kind, r.name, rr.field FROM resource_refs rr \
      JOIN resources r ON r.id = rr.from_id WHERE rr.to_id = $1 ORDER BY r.kind, r.name, rr.field LIMIT 20";
-const DELETE_REFS: &str = "DELETE FROM resource_refs WHERE from_id = $1";
 const UPSERT_CREDENTIAL: &str = "INSERT INTO cluster_credentials (cluster_id, ciphertext) VALUES ($1, $2) \
      ON CONFLICT (cluster_id) DO UPDATE SET ciphertext = excluded.ciphertext";
 const DELETE_CREDENTIAL: &str = "DELETE FROM cluster_credentials WHERE cluster_id = $1";
@@ -279,10 +278,8 @@ impl Tx {
 
     /// Replaces the references held by `from`. A target deleted meanwhile is `ForeignKey`.
     pub async fn set_refs(&mut self, from: Uuid, refs: &[(String, Uuid)]) -> StoreResult<()> {
-        on_conn!(self, |c| {
-            sqlx::query(DELETE_REFS).bind(from).execute(&mut *c).await?;
-        });
-        self.insert_refs(from, refs).await
+        let rows = held_by(from, refs);
+        self.replace_refs(&[from], &rows).await
     }
 
     /// Takes the row lock of `id` until the transaction ends, so that writes checked against
@@ -640,25 +637,16 @@ impl Tx {
     /// Stores the references of a resource that holds none yet (a create), in one statement.
     /// A target deleted meanwhile is `ForeignKey`.
     pub async fn insert_refs(&mut self, from: Uuid, refs: &[(String, Uuid)]) -> StoreResult<()> {
-        if refs.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<String> = (0..refs.len())
-            .map(|i| format!("($1, ${}, ${})", 2 + i * 2, 3 + i * 2))
-            .collect();
-        let sql = format!(
-            "INSERT INTO resource_refs (from_id, field, to_id) VALUES {}",
-            values.join(", ")
-        );
-        let result = on_conn!(self, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(from);
-            for (field, to) in refs {
-                q = q.bind(field.as_str()).bind(*to);
-            }
-            q.execute(&mut *c).await.map(|_| ())
-        });
-        result.map_err(StoreError::classify)
+        let rows = held_by(from, refs);
+        self.replace_refs(&[], &rows).await
     }
+}
+
+/// `refs` (field, target) as rows held by `from`.
+fn held_by(from: Uuid, refs: &[(String, Uuid)]) -> Vec<(Uuid, String, Uuid)> {
+    refs.iter()
+        .map(|(field, to)| (from, field.clone(), *to))
+        .collect()
 }
 
 #[cfg(test)]
