@@ -83,24 +83,71 @@ impl Service {
         Ok(rows)
     }
 
-    /// Serializes writes that are checked against the same traffic intent set (PostgreSQL row
-    /// lock on the set; SQLite serializes all writes already). Elsewhere, locks `own`.
+    /// Serializes the writes that could make each other's checks wrong. Below a set (on
+    /// PostgreSQL; SQLite serializes all writes already), a member write holds the set's row
+    /// lock shared, so writers of the whole set (an app's re-plan, a deploy, a document) wait
+    /// for it and it for them; then, in this order, what its rules compare with: the
+    /// Kubernetes Service it exposes (inbound) or the set's outbound hosts (outbound), the
+    /// inbound intent it belongs to (client, security intent), itself (`own`), and the intent a
+    /// route targets. Other resources lock `own`.
     async fn lock_scope(
         &self,
         tx: &mut Tx,
         path: &ResourcePath,
         rows: &[ResourceRow],
         own: Option<Uuid>,
+        spec: Option<&serde_json::Value>,
     ) -> Result<()> {
-        let set_index = path
-            .segments()
+        let segments = path.segments();
+        let set_index = segments
             .iter()
             .position(|(k, _)| *k == Kind::TrafficIntentSet);
-        let below_set = set_index.is_some_and(|i| i + 1 < path.segments().len());
-        match (set_index, own) {
-            (Some(i), _) if below_set => tx.lock(rows[i].id).await?,
-            (_, Some(id)) => tx.lock(id).await?,
+        let (Some(set_index), Some(kind)) = (set_index, path.kind()) else {
+            if let Some(id) = own {
+                tx.lock(id).await?;
+            }
+            return Ok(());
+        };
+        if set_index + 1 == segments.len() {
+            if let Some(id) = own {
+                tx.lock(id).await?;
+            }
+            return Ok(());
+        }
+        let set = rows[set_index].id;
+        tx.lock_shared(set).await?;
+        let text = |field: &str| spec.and_then(|s| s.get(field)).and_then(|v| v.as_str());
+        match kind {
+            Kind::InboundIntent => {
+                if let Some(service) = text("serviceName") {
+                    tx.lock_name(&format!("{set}/inbound-service/{service}"))
+                        .await?;
+                }
+            }
+            Kind::OutboundIntent => tx.lock_name(&format!("{set}/outbound-hosts")).await?,
             _ => {}
+        }
+        let inbound = segments
+            .iter()
+            .position(|(k, _)| *k == Kind::InboundIntent)
+            .filter(|i| i + 1 < segments.len());
+        if let Some(i) = inbound {
+            tx.lock(rows[i].id).await?;
+        }
+        if let Some(id) = own {
+            tx.lock(id).await?;
+        }
+        if kind == Kind::RouteIntent {
+            let target = spec.and_then(|s| s.get("target"));
+            let named = |field: &str| target.and_then(|t| t.get(field)).and_then(|v| v.as_str());
+            for (field, kind) in [
+                ("inboundIntent", Kind::InboundIntent),
+                ("outboundIntent", Kind::OutboundIntent),
+            ] {
+                if let Some(name) = named(field) {
+                    tx.lock_child(set, kind, name).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -112,13 +159,14 @@ impl Service {
         tx: &mut Tx,
         path: &ResourcePath,
         if_match: Option<&IfMatch>,
+        spec: Option<&serde_json::Value>,
     ) -> Result<(Vec<ResourceRow>, ResourceRow)> {
         let rows = self.resolve_path(tx, path).await?;
         let id = rows
             .last()
             .ok_or_else(|| Error::internal("write", "empty path"))?
             .id;
-        self.lock_scope(tx, path, &rows, Some(id)).await?;
+        self.lock_scope(tx, path, &rows, Some(id), spec).await?;
         let current = tx
             .by_id(id)
             .await?
@@ -246,7 +294,8 @@ impl Service {
         let mut tx = self.store.begin_write().await?;
         let rows = self.resolve_path(&mut tx, parent).await?;
         let parent_id = rows.last().map_or(ROOT_ID, |r| r.id);
-        self.lock_scope(&mut tx, &path, &rows, None).await?;
+        self.lock_scope(&mut tx, &path, &rows, None, Some(&new.spec))
+            .await?;
         let checked = check_write(
             &mut tx,
             Ancestors {
@@ -331,7 +380,9 @@ impl Service {
         let secret = spec.secret_change();
 
         let mut tx = self.store.begin_write().await?;
-        let (rows, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
+        let (rows, current) = self
+            .lock_current(&mut tx, path, if_match.as_ref(), Some(&new.spec))
+            .await?;
         let id = current.id;
         if R::KIND == Kind::Project {
             check_namespace_change(&current, &new.spec, &key.name, caller)?;
@@ -391,7 +442,9 @@ impl Service {
             .kind()
             .ok_or_else(|| Error::internal("delete", "empty path"))?;
         let mut tx = self.store.begin_write().await?;
-        let (rows, current) = self.lock_current(&mut tx, path, if_match.as_ref()).await?;
+        let (rows, current) = self
+            .lock_current(&mut tx, path, if_match.as_ref(), None)
+            .await?;
         let id = current.id;
         self.check_not_deployed(&mut tx, path, id).await?;
         match tx.delete(id, cascade).await {

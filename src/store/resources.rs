@@ -298,6 +298,49 @@ impl Tx {
         Ok(())
     }
 
+    /// Takes a shared lock of `id`: writers of one set's members hold it together, and a
+    /// writer of the whole set (`lock`) waits for them and they for it. (SQLite: no-op.)
+    pub async fn lock_shared(&mut self, id: Uuid) -> StoreResult<()> {
+        if let TxInner::Postgres(t) = &mut self.inner {
+            super::statement_sent();
+            sqlx::query("SELECT id FROM resources WHERE id = $1 FOR SHARE")
+                .bind(id)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the lock of the child `name` of `parent` of `kind`, if it exists (as `lock`).
+    pub async fn lock_child(&mut self, parent: Uuid, kind: Kind, name: &str) -> StoreResult<()> {
+        if let TxInner::Postgres(t) = &mut self.inner {
+            super::statement_sent();
+            sqlx::query(
+                "SELECT id FROM resources WHERE parent_id = $1 AND kind = $2 AND name = $3 FOR NO KEY UPDATE",
+            )
+            .bind(parent)
+            .bind(kind.code())
+            .bind(name)
+            .execute(&mut **t)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes a lock named `name` until the transaction ends (a PostgreSQL advisory lock on
+    /// the name's hash: a collision only serializes two writes that need not be). For what
+    /// has no row yet, such as "the inbound intents of this set exposing service X".
+    pub async fn lock_name(&mut self, name: &str) -> StoreResult<()> {
+        if let TxInner::Postgres(t) = &mut self.inner {
+            super::statement_sent();
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(name)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn put_credential(&mut self, cluster: Uuid, ciphertext: &[u8]) -> StoreResult<()> {
         on_conn!(self, |c| {
             sqlx::query(UPSERT_CREDENTIAL)

@@ -61,3 +61,66 @@ both_backends!(concurrent_replaces_with_if_match_let_one_win, |app| {
     );
     assert_eq!(app.get(&path).await.body["metadata"]["revision"], 2);
 });
+
+both_backends!(concurrent_writes_that_conflict_by_rule_let_one_win, |app| {
+    app.seed_storefront().await;
+    // Different intents exposing one Kubernetes Service: the rule compares them, so their
+    // writes are serialized (a lock on the service) and only the first passes.
+    let replies = join_all((0..12).map(|i| {
+        let mut body = httpbin_intent();
+        body["metadata"]["name"] = json!(format!("httpbin-{i}"));
+        body["spec"]["subsets"] = json!([{"name": "v1", "labels": {"version": "v1"}}]);
+        let url = format!("{SET}/inbound-intents");
+        let app = &app;
+        async move { app.post(&url, body).await }
+    }))
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 422).count(),
+        11,
+        "{statuses:?}"
+    );
+    let created = replies.iter().find(|r| r.status == 201).unwrap();
+    let intent = created.body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Route intents on one target that both take every request: one wins.
+    let replies = join_all((0..8).map(|i| {
+        let body = json!({"metadata": {"name": format!("route-{i}")},
+                              "spec": {"target": {"inboundIntent": intent},
+                                       "http": [{"route": [{"subset": "v1", "weight": 100}]}]}});
+        let url = format!("{SET}/route-intents");
+        let app = &app;
+        async move { app.post(&url, body).await }
+    }))
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 422).count(),
+        7,
+        "{statuses:?}"
+    );
+    // Meanwhile, writes that do not conflict all pass.
+    let replies = join_all((0..8).map(|i| {
+        let mut body = httpbin_intent();
+        body["metadata"]["name"] = json!(format!("other-{i}"));
+        body["spec"]["serviceName"] = json!(format!("other-{i}"));
+        let url = format!("{SET}/inbound-intents");
+        let app = &app;
+        async move { app.post(&url, body).await }
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == 201));
+});
