@@ -206,7 +206,8 @@ impl Service {
     }
 
     pub async fn get<R: Resource>(&self, path: &ResourcePath) -> Result<R> {
-        let mut tx = self.store.begin_read().await?;
+        // One resource, resolved in one statement: no transaction needed around it.
+        let mut tx = self.store.begin_single_read().await?;
         let rows = self.resolve_path(&mut tx, path).await?;
         let row = rows
             .last()

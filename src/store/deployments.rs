@@ -565,7 +565,7 @@ impl Tx {
                     .bind(s1)
                     .bind(s2)
                     .bind(s3)
-                    .fetch_optional(&mut **t)
+                    .fetch_optional(t.conn())
                     .await?
             }
             TxInner::Sqlite(t) => {

@@ -90,8 +90,24 @@ pub struct Tx {
 }
 
 enum TxInner {
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(PgConn),
     Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// A PostgreSQL transaction, or a plain connection whose statements each run alone (for a read
+/// of one resource: no `BEGIN`/`COMMIT` round trips).
+enum PgConn {
+    Transaction(Transaction<'static, Postgres>),
+    Plain(sqlx::pool::PoolConnection<Postgres>),
+}
+
+impl PgConn {
+    fn conn(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            PgConn::Transaction(t) => t,
+            PgConn::Plain(c) => c,
+        }
+    }
 }
 
 tokio::task_local! {
@@ -123,7 +139,7 @@ macro_rules! on_conn {
         $crate::store::statement_sent();
         match &mut $tx.inner {
             $crate::store::TxInner::Postgres(t) => {
-                let $conn: &mut sqlx::PgConnection = &mut **t;
+                let $conn: &mut sqlx::PgConnection = t.conn();
                 $body
             }
             $crate::store::TxInner::Sqlite(t) => {
@@ -285,7 +301,7 @@ impl Store {
     pub async fn begin_write(&self) -> StoreResult<Tx> {
         statement_sent();
         let inner = match &self.backend {
-            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+            Backend::Postgres(pool) => TxInner::Postgres(PgConn::Transaction(pool.begin().await?)),
             Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
         };
         Ok(Tx { inner })
@@ -295,11 +311,25 @@ impl Store {
     pub async fn begin_read(&self) -> StoreResult<Tx> {
         statement_sent();
         let inner = match &self.backend {
-            Backend::Postgres(pool) => TxInner::Postgres(
+            Backend::Postgres(pool) => TxInner::Postgres(PgConn::Transaction(
                 pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
-            ),
+            )),
             Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
+    /// Reads whose statements need not share a snapshot (one resource and facts about it):
+    /// on PostgreSQL a plain connection, sparing the `BEGIN` and `COMMIT` round trips; on
+    /// SQLite a read transaction as `begin_read`. Writing through it is a bug.
+    pub async fn begin_single_read(&self) -> StoreResult<Tx> {
+        let inner = match &self.backend {
+            Backend::Postgres(pool) => TxInner::Postgres(PgConn::Plain(pool.acquire().await?)),
+            Backend::Sqlite(pool) => {
+                statement_sent();
+                TxInner::Sqlite(pool.begin().await?)
+            }
         };
         Ok(Tx { inner })
     }
@@ -316,7 +346,8 @@ impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
         statement_sent();
         match self.inner {
-            TxInner::Postgres(t) => t.commit().await?,
+            TxInner::Postgres(PgConn::Transaction(t)) => t.commit().await?,
+            TxInner::Postgres(PgConn::Plain(_)) => return Ok(()),
             TxInner::Sqlite(t) => t.commit().await?,
         }
         Ok(())

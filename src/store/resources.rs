@@ -292,7 +292,7 @@ impl Tx {
             super::statement_sent();
             sqlx::query("SELECT id FROM resources WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(id)
-                .execute(&mut **t)
+                .execute(t.conn())
                 .await?;
         }
         Ok(())
@@ -305,7 +305,7 @@ impl Tx {
             super::statement_sent();
             sqlx::query("SELECT id FROM resources WHERE id = $1 FOR SHARE")
                 .bind(id)
-                .execute(&mut **t)
+                .execute(t.conn())
                 .await?;
         }
         Ok(())
@@ -321,7 +321,7 @@ impl Tx {
             .bind(parent)
             .bind(kind.code())
             .bind(name)
-            .execute(&mut **t)
+            .execute(t.conn())
             .await?;
         }
         Ok(())
@@ -335,7 +335,7 @@ impl Tx {
             super::statement_sent();
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                 .bind(name)
-                .execute(&mut **t)
+                .execute(t.conn())
                 .await?;
         }
         Ok(())
@@ -543,7 +543,7 @@ impl Tx {
                 )))
                 .bind(set)
                 .bind(service_name)
-                .fetch_all(&mut **t)
+                .fetch_all(t.conn())
                 .await?
             }
             TxInner::Sqlite(t) => {
