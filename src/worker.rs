@@ -21,6 +21,7 @@ use crate::domain::deployment::{
     deployment_outcome,
 };
 use crate::domain::model::SetAddress;
+use crate::domain::names::Name;
 use crate::push::ClusterClients;
 use crate::push::cluster::{ClusterPlan, ObjectEvent, Recorder, run_cluster};
 use crate::service::{Service, set_labels};
@@ -118,7 +119,7 @@ impl Recorder for DbRecorder {
     type Error = StoreError;
 
     async fn record(&self, event: ObjectEvent) -> Result<(), StoreError> {
-        metrics::counter!("meshintent_objects_total", "cluster" => event.key.cluster.clone(), "result" => event.state.as_str())
+        metrics::counter!("meshintent_objects_total", "cluster" => event.key.cluster.to_string(), "result" => event.state.as_str())
             .increment(1);
         let mut tx = self.store.begin_write().await?;
         tx.upsert_object_state(
@@ -206,7 +207,7 @@ async fn load(store: &Store, id: Uuid) -> Result<Option<Loaded>, StoreError> {
 /// One cluster's work: a plan, or the state it already ended in (a resumed deployment).
 enum ClusterWork {
     Run(ClusterPlan),
-    Done(String, ClusterState),
+    Done(Name, ClusterState),
 }
 
 /// Every cluster the deployment touches (manifests, inventory, earlier rows), with its plan;
@@ -223,12 +224,12 @@ fn plan(loaded: Loaded, labels: &BTreeMap<String, String>) -> Vec<ClusterWork> {
         .filter(|o| o.state.is_final())
         .map(|o| o.key)
         .collect();
-    let done: BTreeMap<String, ClusterState> = rows
+    let done: BTreeMap<Name, ClusterState> = rows
         .iter()
         .filter(|c| c.state.is_final())
         .map(|c| (c.cluster.clone(), c.state))
         .collect();
-    let mut clusters: BTreeSet<String> = row.manifests.keys().cloned().collect();
+    let mut clusters: BTreeSet<Name> = row.manifests.keys().cloned().collect();
     clusters.extend(inventory.iter().map(|r| r.key.cluster.clone()));
     clusters.extend(rows.into_iter().map(|c| c.cluster));
     let mut desired = row.manifests;
@@ -305,7 +306,7 @@ async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid) {
         deployment: id,
         set_id: loaded.row.set_id,
     };
-    let results: Vec<(String, ClusterState)> = stream::iter(plan(loaded, &set_labels(&address)))
+    let results: Vec<(Name, ClusterState)> = stream::iter(plan(loaded, &set_labels(&address)))
         .map(|work| async {
             match work {
                 ClusterWork::Done(cluster, state) => (cluster, state),
@@ -375,11 +376,10 @@ async fn mark_desired_failed(store: &Store, deployment: Uuid, plan: &ClusterPlan
     let result = async {
         let mut tx = store.begin_write().await?;
         for object in &plan.desired {
-            let key = ObjectRef::of(&plan.cluster, object);
-            if !plan.finished.contains(&key) {
+            if !plan.finished.contains(&object.key) {
                 tx.upsert_object_state(
                     deployment,
-                    &key,
+                    &object.key,
                     Operation::Apply,
                     ObjectState::Failed,
                     Some(message),
@@ -397,7 +397,7 @@ async fn mark_desired_failed(store: &Store, deployment: Uuid, plan: &ClusterPlan
 async fn set_cluster(
     store: &Store,
     deployment: Uuid,
-    cluster: &str,
+    cluster: &Name,
     state: ClusterState,
     message: Option<String>,
     writes: i64,

@@ -12,6 +12,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::names::{DnsName, Name};
+use crate::istio::IstioObject;
 pub use crate::istio::{IstioKind, UnknownKind};
 
 /// A spelling that is not one of an enum's values.
@@ -226,38 +228,51 @@ impl ObjectState {
     }
 }
 
-/// Where an object lives: its cluster and its Kubernetes identity.
+/// Where an object lives: its cluster and its Kubernetes identity. Ordered by cluster, kind,
+/// namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectRef {
-    pub cluster: String,
+    pub cluster: Name,
     pub kind: IstioKind,
-    pub namespace: String,
-    pub name: String,
+    /// A Kubernetes namespace name (a DNS-1123 label).
+    pub namespace: Name,
+    /// A Kubernetes object name (a DNS-1123 subdomain).
+    pub name: DnsName,
 }
 
 impl ObjectRef {
-    pub fn new(
-        cluster: impl Into<String>,
-        kind: IstioKind,
-        namespace: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Self {
+    pub fn new(cluster: Name, kind: IstioKind, namespace: Name, name: DnsName) -> Self {
         Self {
-            cluster: cluster.into(),
+            cluster,
             kind,
-            namespace: namespace.into(),
-            name: name.into(),
+            namespace,
+            name,
         }
     }
 
+    /// The reference of an object whose namespace and name arrive as text (an Istio object's
+    /// metadata, a Kubernetes list answer); an error when either is not a Kubernetes name.
+    pub fn parse(
+        cluster: Name,
+        kind: IstioKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Self, String> {
+        let namespace = namespace
+            .parse()
+            .map_err(|e| format!("{kind} namespace {e}"))?;
+        let name = name.parse().map_err(|e| format!("{kind} name {e}"))?;
+        Ok(Self::new(cluster, kind, namespace, name))
+    }
+
     /// The reference of a typed object on `cluster`.
-    pub fn of(cluster: &str, object: &crate::istio::IstioObject) -> Self {
+    pub fn of(cluster: &Name, object: &IstioObject) -> Result<Self, String> {
         let meta = object.metadata();
-        Self::new(
-            cluster,
+        Self::parse(
+            cluster.clone(),
             object.istio_kind(),
-            meta.namespace.clone(),
-            meta.name.clone(),
+            &meta.namespace,
+            &meta.name,
         )
     }
 }
@@ -269,6 +284,23 @@ impl fmt::Display for ObjectRef {
             "{} {}/{} on {}",
             self.kind, self.namespace, self.name, self.cluster
         )
+    }
+}
+
+/// An object a deployment wants on a cluster, with its identity parsed once from its metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredObject {
+    pub key: ObjectRef,
+    pub object: IstioObject,
+}
+
+impl DesiredObject {
+    /// `object` on `cluster`; an error when its namespace or name is not a Kubernetes name.
+    pub fn new(cluster: &Name, object: IstioObject) -> Result<Self, String> {
+        Ok(Self {
+            key: ObjectRef::of(cluster, &object)?,
+            object,
+        })
     }
 }
 
@@ -319,7 +351,7 @@ pub struct DeploymentOutcome {
 /// every cluster failed is `Failed`; anything else is `Degraded`, naming the clusters.
 pub fn deployment_outcome(
     action: Action,
-    clusters: &[(String, ClusterState)],
+    clusters: &[(Name, ClusterState)],
     writes: Option<i64>,
 ) -> DeploymentOutcome {
     let ok = action.succeeded();
@@ -461,6 +493,67 @@ mod tests {
         }
     }
 
+    fn object(cluster: &str, kind: IstioKind, namespace: &str, name: &str) -> ObjectRef {
+        ObjectRef::parse(cluster.parse().unwrap(), kind, namespace, name).unwrap()
+    }
+
+    #[test]
+    fn object_refs_order_by_cluster_kind_namespace_and_name_and_display_as_before() {
+        use IstioKind as K;
+        let sorted = [
+            object("a", K::ServiceEntry, "z", "z"),
+            object("a", K::DestinationRule, "a", "a"),
+            object("a", K::DestinationRule, "a", "b"),
+            object("a", K::DestinationRule, "a", "b-c"),
+            object("a", K::DestinationRule, "a", "b.c"),
+            object("a", K::DestinationRule, "a", "bc"),
+            object("a", K::DestinationRule, "b", "a"),
+            object("b", K::ServiceEntry, "a", "a"),
+        ];
+        let mut shuffled = sorted.to_vec();
+        shuffled.reverse();
+        shuffled.swap(0, 3);
+        shuffled.sort();
+        assert_eq!(shuffled, sorted);
+        // The same order as when the names were plain strings.
+        let as_text: Vec<_> = sorted
+            .iter()
+            .map(|k| {
+                (
+                    k.cluster.as_str(),
+                    k.kind,
+                    k.namespace.as_str(),
+                    k.name.as_str(),
+                )
+            })
+            .collect();
+        assert!(as_text.windows(2).all(|w| w[0] < w[1]), "{as_text:?}");
+        assert_eq!(
+            object("cluster01", K::VirtualService, "shop", "httpbin-routes").to_string(),
+            "VirtualService shop/httpbin-routes on cluster01"
+        );
+    }
+
+    #[test]
+    fn an_object_ref_needs_a_namespace_label_and_a_subdomain_name() {
+        let cluster: Name = "cluster01".parse().unwrap();
+        let kind = IstioKind::Gateway;
+        let dotted = ObjectRef::parse(cluster.clone(), kind, "istio-system", "tls.example.com");
+        assert_eq!(dotted.unwrap().name.as_str(), "tls.example.com");
+        let err = ObjectRef::parse(cluster.clone(), kind, "a.b", "x").unwrap_err();
+        assert!(
+            err.starts_with("Gateway namespace must be a DNS-1123 label"),
+            "{err}"
+        );
+        for bad in ["", "Upper", "a..b", "-a"] {
+            let err = ObjectRef::parse(cluster.clone(), kind, "ns", bad).unwrap_err();
+            assert!(
+                err.starts_with("Gateway name must be a DNS-1123 subdomain"),
+                "{err}"
+            );
+        }
+    }
+
     fn tally(unreachable: bool, counts: &[(ObjectState, usize)]) -> ObjectTally {
         ObjectTally {
             unreachable,
@@ -526,10 +619,10 @@ mod tests {
     fn deployment_rule() {
         use ClusterState as C;
         use DeploymentState as D;
-        let c = |name: &str, state| (name.to_owned(), state);
+        let c = |name: &str, state| (name.parse::<Name>().unwrap(), state);
         type Case = (
             Action,
-            Vec<(String, ClusterState)>,
+            Vec<(Name, ClusterState)>,
             Option<i64>,
             D,
             &'static str,

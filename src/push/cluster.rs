@@ -14,10 +14,10 @@ use super::error::PushError;
 use super::hash::{ANNOTATION_HASH, content_hash, desired_hash};
 use super::kinds::api_resource;
 use super::retry::{RetryPolicy, describe, with_retries};
+use crate::domain::deployment::{DesiredObject, IstioKind, ObjectRef, ObjectTally};
 pub use crate::domain::deployment::{Drift, ObjectState, Operation};
-use crate::domain::deployment::{IstioKind, ObjectRef, ObjectTally};
+use crate::domain::names::Name;
 use crate::generate::naming::{MANAGED_BY, MANAGED_BY_VALUE};
-use crate::istio::IstioObject;
 
 /// The field manager of every write (server-side apply).
 pub const FIELD_MANAGER: &str = "meshintent";
@@ -64,11 +64,11 @@ pub trait Recorder: Sync {
 /// One cluster's part of a deployment.
 #[derive(Clone, Debug)]
 pub struct ClusterPlan {
-    pub cluster: String,
+    pub cluster: Name,
     /// The labels that identify the set's objects (a label selector).
     pub set_labels: BTreeMap<String, String>,
     /// Objects wanted on the cluster (empty to remove everything: terminate).
-    pub desired: Vec<IstioObject>,
+    pub desired: Vec<DesiredObject>,
     /// Objects the inventory says the set has there.
     pub inventory: Vec<ObjectRef>,
     /// Objects already finished in this deployment (when a deployment is resumed).
@@ -112,7 +112,11 @@ fn selector(labels: &BTreeMap<String, String>) -> String {
 }
 
 fn api_for(client: &kube::Client, key: &ObjectRef) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), &key.namespace, &api_resource(key.kind))
+    Api::namespaced_with(
+        client.clone(),
+        key.namespace.as_str(),
+        &api_resource(key.kind),
+    )
 }
 
 fn to_value(object: &DynamicObject) -> Value {
@@ -156,7 +160,7 @@ pub async fn check_istio_served(
 /// Every object of the set on the cluster, found by its labels (all namespaces).
 pub async fn list_owned(
     client: &kube::Client,
-    cluster: &str,
+    cluster: &Name,
     set_labels: &BTreeMap<String, String>,
     retry: &RetryPolicy,
 ) -> Result<BTreeMap<ObjectRef, Value>, PushError> {
@@ -171,12 +175,21 @@ pub async fn list_owned(
             let mut value = to_value(item);
             value["apiVersion"] = Value::String(kind.api_version().to_owned());
             value["kind"] = Value::String(kind.name().to_owned());
-            let key = ObjectRef::new(
-                cluster,
-                kind,
-                item.metadata.namespace.clone().unwrap_or_default(),
-                item.metadata.name.clone().unwrap_or_default(),
-            );
+            let namespace = item.metadata.namespace.as_deref().unwrap_or_default();
+            let name = item.metadata.name.as_deref().unwrap_or_default();
+            // The API server validates names, so a name that does not parse is a broken answer.
+            // Skipped rather than failing the cluster: this list only supplies prune candidates
+            // and the live copies the ownership check reads (no desired object can have such a
+            // name), so a skipped object is one meshintent neither deletes nor reports as extra,
+            // left alone like any object it does not own; an error would instead block every
+            // deploy and terminate of the set on this cluster.
+            let key = match ObjectRef::parse(cluster.clone(), kind, namespace, name) {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::warn!(%cluster, error = %e, "skipping a listed object that has no valid name");
+                    continue;
+                }
+            };
             out.insert(key, value);
         }
     }
@@ -242,11 +255,7 @@ pub async fn run_cluster<R: Recorder>(
         inventory,
         finished,
     } = plan;
-    let desired: Vec<(ObjectRef, IstioObject)> = desired
-        .into_iter()
-        .map(|object| (ObjectRef::of(&cluster, &object), object))
-        .collect();
-    let wanted: BTreeSet<ObjectRef> = desired.iter().map(|(key, _)| key.clone()).collect();
+    let wanted: BTreeSet<ObjectRef> = desired.iter().map(|d| d.key.clone()).collect();
     let stale: BTreeSet<ObjectRef> = inventory
         .iter()
         .chain(owned.keys())
@@ -255,17 +264,11 @@ pub async fn run_cluster<R: Recorder>(
         .collect();
 
     let concurrency = settings.object_concurrency.max(1);
-    let pending = desired
-        .into_iter()
-        .filter(|(key, _)| !finished.contains(key));
-    for tier in tiers(pending, |(key, _)| key.kind.apply_order()).into_values() {
-        run_tier(
-            &mut outcome,
-            tier,
-            concurrency,
-            recorder,
-            |(key, object)| apply_one(client, &set_labels, &owned, key, object, settings),
-        )
+    let pending = desired.into_iter().filter(|d| !finished.contains(&d.key));
+    for tier in tiers(pending, |d| d.key.kind.apply_order()).into_values() {
+        run_tier(&mut outcome, tier, concurrency, recorder, |d| {
+            apply_one(client, &set_labels, &owned, d, settings)
+        })
         .await;
     }
     for tier in tiers(stale, |key| key.kind.apply_order())
@@ -350,10 +353,10 @@ async fn apply_one(
     client: &kube::Client,
     set_labels: &BTreeMap<String, String>,
     owned: &BTreeMap<ObjectRef, Value>,
-    key: ObjectRef,
-    object: IstioObject,
+    desired: DesiredObject,
     settings: &PushSettings,
 ) -> (i64, ObjectEvent) {
+    let DesiredObject { key, object } = desired;
     let event = |state, message: Option<String>, hash: Option<String>| ObjectEvent {
         key: key.clone(),
         operation: Operation::Apply,
@@ -373,7 +376,7 @@ async fn apply_one(
     let live = match owned.get(&key) {
         Some(live) => Some(live.clone()),
         None => {
-            let (found, _) = with_retries(&settings.retry, || api.get_opt(&key.name)).await;
+            let (found, _) = with_retries(&settings.retry, || api.get_opt(key.name.as_str())).await;
             match found {
                 Ok(found) => found.map(|o| to_value(&o)),
                 Err(e) => return (0, event(ObjectState::Failed, Some(describe(&e)), None)),
@@ -393,8 +396,10 @@ async fn apply_one(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let started = Instant::now();
     let patch = Patch::Apply(&object);
-    let (result, attempts) =
-        with_retries(&settings.retry, || api.patch(&key.name, &params, &patch)).await;
+    let (result, attempts) = with_retries(&settings.retry, || {
+        api.patch(key.name.as_str(), &params, &patch)
+    })
+    .await;
     metrics::histogram!("meshintent_apply_seconds").record(started.elapsed().as_secs_f64());
     let event = match result {
         Ok(_) => event(ObjectState::Applied, None, Some(hash)),
@@ -421,7 +426,7 @@ async fn prune_one(
     let api = api_for(client, &key);
     // Objects the inventory lists but the label selector did not find: confirm before deleting.
     if !owned.contains_key(&key) {
-        let (found, _) = with_retries(&settings.retry, || api.get_opt(&key.name)).await;
+        let (found, _) = with_retries(&settings.retry, || api.get_opt(key.name.as_str())).await;
         match found {
             Ok(None) => return (0, event(ObjectState::Pruned, Some("already gone".into()))),
             Ok(Some(live)) => {
@@ -433,7 +438,8 @@ async fn prune_one(
         }
     }
     let params = DeleteParams::default();
-    let (result, attempts) = with_retries(&settings.retry, || api.delete(&key.name, &params)).await;
+    let (result, attempts) =
+        with_retries(&settings.retry, || api.delete(key.name.as_str(), &params)).await;
     let event = match result {
         Ok(_) => event(ObjectState::Pruned, None),
         Err(kube::Error::Api(status)) if status.code == 404 => {
@@ -447,27 +453,26 @@ async fn prune_one(
 /// Compares the desired objects with what the cluster has.
 pub async fn verify(
     client: &kube::Client,
-    cluster: &str,
+    cluster: &Name,
     set_labels: &BTreeMap<String, String>,
-    desired: &[IstioObject],
+    desired: &[DesiredObject],
     retry: &RetryPolicy,
 ) -> Result<BTreeMap<ObjectRef, Drift>, PushError> {
     let owned = list_owned(client, cluster, set_labels, retry).await?;
     let mut out = BTreeMap::new();
-    for object in desired {
-        let key = ObjectRef::of(cluster, object);
+    for DesiredObject { key, object } in desired {
         let value = serde_json::to_value(object).unwrap_or(Value::Null);
-        match owned.get(&key) {
+        match owned.get(key) {
             None => {
-                out.insert(key, Drift::Missing);
+                out.insert(key.clone(), Drift::Missing);
             }
             Some(live) if content_hash(live, &value) != desired_hash(&value) => {
-                out.insert(key, Drift::Changed);
+                out.insert(key.clone(), Drift::Changed);
             }
             Some(_) => {}
         }
     }
-    let wanted: BTreeSet<ObjectRef> = desired.iter().map(|o| ObjectRef::of(cluster, o)).collect();
+    let wanted: BTreeSet<&ObjectRef> = desired.iter().map(|d| &d.key).collect();
     for key in owned.keys().filter(|k| !wanted.contains(k)) {
         out.insert(key.clone(), Drift::Extra);
     }

@@ -5,12 +5,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::error::PushError;
+use crate::domain::names::Name;
 
 /// Builds a client for a cluster by name (the port a deploy and a verify reach clusters
 /// through; implemented once, by the service, which knows the stored credentials).
 pub trait ClusterClients: Sync {
-    fn client(&self, cluster: &str)
-    -> impl Future<Output = Result<kube::Client, PushError>> + Send;
+    fn client(
+        &self,
+        cluster: &Name,
+    ) -> impl Future<Output = Result<kube::Client, PushError>> + Send;
 }
 
 /// How meshintent reaches a cluster.

@@ -11,17 +11,17 @@ use uuid::Uuid;
 use super::Service;
 use super::paging::Page;
 use crate::domain::cluster::ClusterSpec;
+use crate::domain::deployment::ObjectRef;
 pub use crate::domain::deployment::{
     Action, ClusterState, DeploymentState, Drift, ObjectState, Operation,
 };
-use crate::domain::deployment::{IstioKind, ObjectRef};
 use crate::domain::model::SetAddress;
 use crate::domain::names::Name;
 use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::error::{Error, Result};
 use crate::generate::naming;
 use crate::push::{ClusterAccess, ClusterClients, PushError};
-use crate::store::{DeploymentRow, Manifests, NewDeployment, ROOT_ID, Tx};
+use crate::store::{ClusterRow, DeploymentRow, NewDeployment, ObjectRow, ROOT_ID, Tx};
 
 /// A deployment in a list.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -102,6 +102,117 @@ pub struct DeploymentStatus {
     pub clusters: Vec<ClusterDeployment>,
 }
 
+/// What a verify found on one cluster: the drift of its objects, or why it could not be read.
+type Verified = std::result::Result<BTreeMap<ObjectRef, Drift>, PushError>;
+
+fn object_status(
+    key: ObjectRef,
+    operation: Operation,
+    state: ObjectState,
+    message: Option<String>,
+    drift: Option<Drift>,
+) -> ObjectStatus {
+    ObjectStatus {
+        api_version: key.kind.api_version().to_owned(),
+        kind: key.kind.name().to_owned(),
+        namespace: key.namespace.into(),
+        name: key.name.into(),
+        operation,
+        state,
+        message,
+        drift,
+    }
+}
+
+/// One cluster of a deployment; after a verify, with each object's drift and the objects
+/// labelled as the set's that it does not apply.
+fn cluster_status(
+    row: ClusterRow,
+    objects: Vec<ObjectRow>,
+    verified: Option<Verified>,
+) -> ClusterDeployment {
+    let (drift, verify_error) = match verified {
+        Some(Ok(drift)) => (drift, None),
+        Some(Err(e)) => (BTreeMap::new(), Some(e.to_string())),
+        None => (BTreeMap::new(), None),
+    };
+    let applied: BTreeSet<&ObjectRef> = objects
+        .iter()
+        .filter(|o| o.operation == Operation::Apply)
+        .map(|o| &o.key)
+        .collect();
+    let extra_objects = drift
+        .iter()
+        .filter(|(key, d)| **d == Drift::Extra && !applied.contains(key))
+        .map(|(key, _)| {
+            let message = Some("labelled as this set's but not desired".into());
+            let (operation, state) = (Operation::Nothing, ObjectState::Extra);
+            object_status(key.clone(), operation, state, message, Some(Drift::Extra))
+        })
+        .collect();
+    let objects = objects
+        .into_iter()
+        .map(|o| {
+            let drift = match drift.get(&o.key) {
+                Some(Drift::Missing) if o.operation == Operation::Apply => Some(Drift::Missing),
+                Some(Drift::Changed) => Some(Drift::Changed),
+                _ => None,
+            };
+            object_status(o.key, o.operation, o.state, o.message, drift)
+        })
+        .collect();
+    ClusterDeployment {
+        cluster: row.cluster.into(),
+        state: row.state,
+        message: row.message,
+        writes: row.writes,
+        objects,
+        extra_objects,
+        verify_error,
+    }
+}
+
+/// A deployment's status from its rows, with what a verify found on each cluster, if one ran.
+fn status(
+    row: &DeploymentRow,
+    clusters: Vec<ClusterRow>,
+    objects: Vec<ObjectRow>,
+    mut verified: Option<BTreeMap<Name, Verified>>,
+) -> DeploymentStatus {
+    let mut by_cluster: BTreeMap<Name, Vec<ObjectRow>> = BTreeMap::new();
+    for o in objects {
+        by_cluster.entry(o.key.cluster.clone()).or_default().push(o);
+    }
+    let verifying = verified.is_some();
+    let clusters: Vec<ClusterDeployment> = clusters
+        .into_iter()
+        .map(|c| {
+            let objects = by_cluster.remove(&c.cluster).unwrap_or_default();
+            let found = verified.as_mut().and_then(|v| v.remove(&c.cluster));
+            cluster_status(c, objects, found)
+        })
+        .collect();
+    let drifted = verifying.then(|| {
+        clusters.iter().any(|c| {
+            c.verify_error.is_some()
+                || !c.extra_objects.is_empty()
+                || c.objects.iter().any(|o| o.drift.is_some())
+        })
+    });
+    DeploymentStatus {
+        revision: row.revision,
+        action: row.action,
+        state: row.state,
+        message: row.message.clone(),
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        writes: clusters.iter().map(|c| c.writes).sum(),
+        drifted,
+        clusters,
+    }
+}
+
 fn summary(row: &DeploymentRow) -> DeploymentSummary {
     DeploymentSummary {
         revision: row.revision,
@@ -150,12 +261,7 @@ impl Service {
         let (manifests, set_id) = match action {
             Action::Deploy => {
                 let (rendered, set_id) = self.render_in(&mut tx, path).await?;
-                let manifests: Manifests = rendered
-                    .manifests
-                    .iter()
-                    .map(|(c, objects)| (c.to_string(), objects.clone()))
-                    .collect();
-                (manifests, set_id)
+                (rendered.manifests, set_id)
             }
             Action::Terminate => {
                 let rows = self.resolve_path(&mut tx, path).await?;
@@ -180,7 +286,7 @@ impl Service {
                 }
                 other => other.into(),
             })?;
-        let mut clusters: BTreeSet<String> = manifests.keys().cloned().collect();
+        let mut clusters: BTreeSet<Name> = manifests.keys().cloned().collect();
         clusters.extend(
             tx.inventory(set_id)
                 .await?
@@ -193,7 +299,9 @@ impl Service {
         }
         for (cluster, objects) in &manifests {
             for object in objects {
-                let key = ObjectRef::of(cluster, object);
+                // Never fails: the generator names objects after validated names.
+                let key =
+                    ObjectRef::of(cluster, object).map_err(|e| Error::internal("enqueue", e))?;
                 tx.upsert_object_state(id, &key, Operation::Apply, ObjectState::Desired, None)
                     .await?;
             }
@@ -222,12 +330,12 @@ impl Service {
         Ok(rows[rows.len() - 1].id)
     }
 
-    /// A deployment of the set (the latest without `revision`), with every cluster and object.
-    pub async fn deployment_status(
+    /// A deployment of the set (the latest without `revision`) with its cluster and object rows.
+    async fn deployment_rows(
         &self,
         path: &ResourcePath,
         revision: Option<i64>,
-    ) -> Result<DeploymentStatus> {
+    ) -> Result<(DeploymentRow, Vec<ClusterRow>, Vec<ObjectRow>)> {
         let mut tx = self.store.begin_read().await?;
         let set_id = self.set_id(&mut tx, path).await?;
         let row = match revision {
@@ -240,133 +348,45 @@ impl Service {
         })?;
         let clusters = tx.deployment_clusters(row.id).await?;
         let objects = tx.deployment_objects(row.id).await?;
-        let mut by_cluster: BTreeMap<String, Vec<ObjectStatus>> = BTreeMap::new();
-        for o in objects {
-            by_cluster
-                .entry(o.key.cluster.clone())
-                .or_default()
-                .push(ObjectStatus {
-                    api_version: o.key.kind.api_version().to_owned(),
-                    kind: o.key.kind.name().to_owned(),
-                    namespace: o.key.namespace,
-                    name: o.key.name,
-                    operation: o.operation,
-                    state: o.state,
-                    message: o.message,
-                    drift: None,
-                });
-        }
-        let clusters: Vec<ClusterDeployment> = clusters
-            .into_iter()
-            .map(|c| ClusterDeployment {
-                objects: by_cluster.remove(&c.cluster).unwrap_or_default(),
-                cluster: c.cluster,
-                state: c.state,
-                message: c.message,
-                writes: c.writes,
-                extra_objects: Vec::new(),
-                verify_error: None,
-            })
-            .collect();
-        Ok(DeploymentStatus {
-            revision: row.revision,
-            action: row.action,
-            state: row.state,
-            message: row.message.clone(),
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            writes: clusters.iter().map(|c| c.writes).sum(),
-            drifted: None,
-            clusters,
-        })
+        Ok((row, clusters, objects))
+    }
+
+    /// A deployment of the set (the latest without `revision`), with every cluster and object.
+    pub async fn deployment_status(
+        &self,
+        path: &ResourcePath,
+        revision: Option<i64>,
+    ) -> Result<DeploymentStatus> {
+        let (row, clusters, objects) = self.deployment_rows(path, revision).await?;
+        Ok(status(&row, clusters, objects, None))
     }
 
     /// The latest deployment, with the live objects compared with what it decided.
     #[tracing::instrument(skip(self), fields(set = %path.url()))]
     pub async fn verify_deployment(&self, path: &ResourcePath) -> Result<DeploymentStatus> {
-        let mut status = self.deployment_status(path, None).await?;
+        let (row, clusters, objects) = self.deployment_rows(path, None).await?;
         let address = SetAddress::from_path(path)
             .ok_or_else(|| Error::internal("verify", "not a set path"))?;
         let labels = set_labels(&address);
-        let desired = {
-            let mut tx = self.store.begin_read().await?;
-            let set_id = self.set_id(&mut tx, path).await?;
-            let row = tx
-                .deployment_by_revision(set_id, status.revision)
-                .await?
-                .ok_or_else(|| Error::internal("verify", "row vanished"))?;
-            row.manifests
-        };
         let settings = self.push_settings();
-        let mut drifted = false;
-        for cluster in &mut status.clusters {
-            let wanted = desired.get(&cluster.cluster).cloned().unwrap_or_default();
-            let result = match self.client(&cluster.cluster).await {
+        let mut verified = BTreeMap::new();
+        for cluster in &clusters {
+            let name = &cluster.cluster;
+            let wanted = row
+                .manifests
+                .get(name)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let result = match self.client(name).await {
                 Ok(client) => {
-                    crate::push::cluster::verify(
-                        &client,
-                        &cluster.cluster,
-                        &labels,
-                        &wanted,
-                        &settings.retry,
-                    )
-                    .await
+                    crate::push::cluster::verify(&client, name, &labels, wanted, &settings.retry)
+                        .await
                 }
                 Err(e) => Err(e),
             };
-            match result {
-                Ok(drift) => {
-                    for object in &mut cluster.objects {
-                        let Ok(kind) = IstioKind::of(&object.api_version, &object.kind) else {
-                            continue;
-                        };
-                        let key = ObjectRef::new(
-                            cluster.cluster.clone(),
-                            kind,
-                            object.namespace.clone(),
-                            object.name.clone(),
-                        );
-                        object.drift = match drift.get(&key) {
-                            Some(Drift::Missing) if object.operation == Operation::Apply => {
-                                Some(Drift::Missing)
-                            }
-                            Some(Drift::Changed) => Some(Drift::Changed),
-                            _ => None,
-                        };
-                        drifted |= object.drift.is_some();
-                    }
-                    for (key, d) in drift {
-                        if d == Drift::Extra
-                            && !cluster.objects.iter().any(|o| {
-                                o.kind == key.kind.name()
-                                    && o.namespace == key.namespace
-                                    && o.name == key.name
-                                    && o.operation == Operation::Apply
-                            })
-                        {
-                            drifted = true;
-                            cluster.extra_objects.push(ObjectStatus {
-                                api_version: key.kind.api_version().to_owned(),
-                                kind: key.kind.name().to_owned(),
-                                namespace: key.namespace,
-                                name: key.name,
-                                operation: Operation::Nothing,
-                                state: ObjectState::Extra,
-                                message: Some("labelled as this set's but not desired".into()),
-                                drift: Some(Drift::Extra),
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    drifted = true;
-                    cluster.verify_error = Some(e.to_string());
-                }
-            }
+            verified.insert(name.clone(), result);
         }
-        status.drifted = Some(drifted);
-        Ok(status)
+        Ok(status(&row, clusters, objects, Some(verified)))
     }
 
     /// The set's deployments, newest first.
@@ -410,19 +430,16 @@ impl Service {
     /// How to reach a cluster: its kubeconfig (decrypted only here, in memory) or in-cluster.
     pub async fn cluster_access(
         &self,
-        cluster: &str,
+        cluster: &Name,
     ) -> std::result::Result<ClusterAccess, PushError> {
         let access = |m: String| PushError::Access(m);
-        let name: Name = cluster
-            .parse()
-            .map_err(|_| access(format!("cluster \"{cluster}\" does not exist")))?;
         let mut tx = self
             .store
             .begin_read()
             .await
             .map_err(|e| access(e.to_string()))?;
         let row = tx
-            .child(ROOT_ID, Kind::Cluster, &Key::named(name))
+            .child(ROOT_ID, Kind::Cluster, &Key::named(cluster.clone()))
             .await
             .map_err(|e| access(e.to_string()))?
             .ok_or_else(|| access(format!("cluster \"{cluster}\" does not exist (any more)")))?;
@@ -513,7 +530,7 @@ impl Service {
 
 impl ClusterClients for Service {
     /// A client with meshintent's timeouts, from the cluster's stored access.
-    async fn client(&self, cluster: &str) -> std::result::Result<kube::Client, PushError> {
+    async fn client(&self, cluster: &Name) -> std::result::Result<kube::Client, PushError> {
         let settings = self.push_settings();
         let access = self.cluster_access(cluster).await?;
         crate::push::connect::client(&access, settings.connect_timeout, settings.request_timeout)

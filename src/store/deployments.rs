@@ -10,8 +10,10 @@ use std::str::FromStr;
 
 use super::{StoreError, StoreResult, Tx, TxInner, on_conn};
 use crate::domain::deployment::{
-    Action, ClusterState, DeploymentState, IstioKind, ObjectRef, ObjectState, Operation,
+    Action, ClusterState, DeploymentState, DesiredObject, IstioKind, ObjectRef, ObjectState,
+    Operation,
 };
+use crate::domain::names::Name;
 use crate::istio::IstioObject;
 
 fn now() -> DateTime<Utc> {
@@ -20,7 +22,10 @@ fn now() -> DateTime<Utc> {
 
 /// The rendered objects of a deployment, per cluster. Stored as JSON
 /// `{"<cluster>": [<object>, ...]}`, the format every release so far has written.
-pub type Manifests = BTreeMap<String, Vec<IstioObject>>;
+pub type Manifests = BTreeMap<Name, Vec<IstioObject>>;
+
+/// The stored objects of a deployment as read back: per cluster, each with its identity.
+pub type DesiredManifests = BTreeMap<Name, Vec<DesiredObject>>;
 
 #[derive(Clone, Debug)]
 pub struct DeploymentRow {
@@ -29,7 +34,7 @@ pub struct DeploymentRow {
     pub revision: i64,
     pub action: Action,
     pub state: DeploymentState,
-    pub manifests: Manifests,
+    pub manifests: DesiredManifests,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -39,7 +44,7 @@ pub struct DeploymentRow {
 
 #[derive(Clone, Debug)]
 pub struct ClusterRow {
-    pub cluster: String,
+    pub cluster: Name,
     pub state: ClusterState,
     pub message: Option<String>,
     pub writes: i64,
@@ -95,17 +100,31 @@ impl<'a> StoredManifests<&'a Manifests> {
 }
 
 impl StoredManifests<Manifests> {
-    fn read(value: serde_json::Value) -> Result<Manifests, String> {
-        match serde_json::from_value::<StoredManifests<Manifests>>(value) {
+    /// The stored objects, each with its identity (a namespace or name that is not a Kubernetes
+    /// name is an error, like any other value that does not parse).
+    fn read(value: serde_json::Value) -> Result<DesiredManifests, String> {
+        let clusters = match serde_json::from_value::<StoredManifests<Manifests>>(value) {
             Ok(StoredManifests::Versioned { format, clusters }) if format == MANIFESTS_FORMAT => {
-                Ok(clusters)
+                clusters
             }
-            Ok(StoredManifests::Versioned { format, .. }) => Err(format!(
-                "format {format} was written by a newer release (this one reads {MANIFESTS_FORMAT})"
-            )),
-            Ok(StoredManifests::Legacy(clusters)) => Ok(clusters),
-            Err(e) => Err(e.to_string()),
-        }
+            Ok(StoredManifests::Versioned { format, .. }) => {
+                return Err(format!(
+                    "format {format} was written by a newer release (this one reads {MANIFESTS_FORMAT})"
+                ));
+            }
+            Ok(StoredManifests::Legacy(clusters)) => clusters,
+            Err(e) => return Err(e.to_string()),
+        };
+        clusters
+            .into_iter()
+            .map(|(cluster, objects)| {
+                let objects = objects
+                    .into_iter()
+                    .map(|object| DesiredObject::new(&cluster, object))
+                    .collect::<Result<_, _>>()?;
+                Ok((cluster, objects))
+            })
+            .collect()
     }
 }
 
@@ -165,7 +184,7 @@ impl TryFrom<RawCluster> for ClusterRow {
     fn try_from(raw: RawCluster) -> StoreResult<ClusterRow> {
         Ok(ClusterRow {
             state: parse("deployment_clusters.state", &raw.state)?,
-            cluster: raw.cluster,
+            cluster: parse("deployment_clusters.cluster", &raw.cluster)?,
             message: raw.message,
             writes: raw.writes,
             updated_at: raw.updated_at,
@@ -188,7 +207,12 @@ impl TryFrom<RawKey> for ObjectRef {
     fn try_from(raw: RawKey) -> StoreResult<ObjectRef> {
         let kind = IstioKind::of(&raw.api_version, &raw.kind)
             .map_err(|e| StoreError::Corrupt(format!("object kind: {e}")))?;
-        Ok(ObjectRef::new(raw.cluster, kind, raw.namespace, raw.name))
+        Ok(ObjectRef::new(
+            parse("object cluster", &raw.cluster)?,
+            kind,
+            parse("object namespace", &raw.namespace)?,
+            parse("object name", &raw.name)?,
+        ))
     }
 }
 
@@ -336,13 +360,13 @@ impl Tx {
     pub async fn insert_deployment_cluster(
         &mut self,
         deployment: Uuid,
-        cluster: &str,
+        cluster: &Name,
         state: ClusterState,
     ) -> StoreResult<()> {
         on_conn!(self, |c| {
             sqlx::query(INSERT_CLUSTER)
                 .bind(deployment)
-                .bind(cluster)
+                .bind(cluster.as_str())
                 .bind(state.as_str())
                 .bind(now())
                 .execute(&mut *c)
@@ -354,7 +378,7 @@ impl Tx {
     pub async fn set_cluster_state(
         &mut self,
         deployment: Uuid,
-        cluster: &str,
+        cluster: &Name,
         state: ClusterState,
         message: Option<&str>,
         writes: i64,
@@ -362,7 +386,7 @@ impl Tx {
         on_conn!(self, |c| {
             sqlx::query(SET_CLUSTER)
                 .bind(deployment)
-                .bind(cluster)
+                .bind(cluster.as_str())
                 .bind(state.as_str())
                 .bind(message)
                 .bind(writes)
@@ -384,11 +408,11 @@ impl Tx {
         on_conn!(self, |c| {
             sqlx::query(UPSERT_OBJECT)
                 .bind(deployment)
-                .bind(&key.cluster)
+                .bind(key.cluster.as_str())
                 .bind(key.kind.api_version())
                 .bind(key.kind.name())
-                .bind(&key.namespace)
-                .bind(&key.name)
+                .bind(key.namespace.as_str())
+                .bind(key.name.as_str())
                 .bind(operation.as_str())
                 .bind(state.as_str())
                 .bind(message)
@@ -493,11 +517,11 @@ impl Tx {
         on_conn!(self, |c| {
             sqlx::query(UPSERT_INVENTORY)
                 .bind(set_id)
-                .bind(&key.cluster)
+                .bind(key.cluster.as_str())
                 .bind(key.kind.api_version())
                 .bind(key.kind.name())
-                .bind(&key.namespace)
-                .bind(&key.name)
+                .bind(key.namespace.as_str())
+                .bind(key.name.as_str())
                 .bind(spec_hash)
                 .bind(deployment)
                 .bind(now())
@@ -511,11 +535,11 @@ impl Tx {
         on_conn!(self, |c| {
             sqlx::query(DELETE_INVENTORY)
                 .bind(set_id)
-                .bind(&key.cluster)
+                .bind(key.cluster.as_str())
                 .bind(key.kind.api_version())
                 .bind(key.kind.name())
-                .bind(&key.namespace)
-                .bind(&key.name)
+                .bind(key.namespace.as_str())
+                .bind(key.name.as_str())
                 .execute(&mut *c)
                 .await?;
         });
@@ -635,5 +659,103 @@ impl Tx {
                 .rows_affected()
         });
         Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw_key(cluster: &str, namespace: &str, name: &str) -> RawKey {
+        RawKey {
+            cluster: cluster.to_owned(),
+            api_version: "networking.istio.io/v1".to_owned(),
+            kind: "DestinationRule".to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn corrupt(result: StoreResult<ObjectRef>) -> String {
+        match result {
+            Err(StoreError::Corrupt(message)) => message,
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stored_object_key_parses_into_typed_names() {
+        let key = ObjectRef::try_from(raw_key("cluster01", "shop", "httpbin.shop-dr")).unwrap();
+        assert_eq!(key.cluster.as_str(), "cluster01");
+        assert_eq!(key.kind, IstioKind::DestinationRule);
+        assert_eq!(key.namespace.as_str(), "shop");
+        assert_eq!(key.name.as_str(), "httpbin.shop-dr");
+    }
+
+    #[test]
+    fn a_stored_object_key_with_an_invalid_name_is_corrupt() {
+        let message = corrupt(raw_key("cluster01", "shop", "Not_A_Name").try_into());
+        assert!(
+            message.starts_with("object name: must be a DNS-1123 subdomain"),
+            "{message}"
+        );
+        assert!(message.contains("\"Not_A_Name\""), "{message}");
+        let message = corrupt(raw_key("cluster01", "", "httpbin-dr").try_into());
+        assert!(message.starts_with("object namespace: "), "{message}");
+        let message = corrupt(raw_key("cluster.01", "shop", "httpbin-dr").try_into());
+        assert!(message.starts_with("object cluster: "), "{message}");
+    }
+
+    #[test]
+    fn a_stored_cluster_row_with_an_invalid_cluster_is_corrupt() {
+        let raw = RawCluster {
+            cluster: "Cluster01".to_owned(),
+            state: "Applied".to_owned(),
+            message: None,
+            writes: 0,
+            updated_at: Utc::now(),
+        };
+        let Err(StoreError::Corrupt(message)) = ClusterRow::try_from(raw) else {
+            panic!("expected Corrupt");
+        };
+        assert!(
+            message.starts_with("deployment_clusters.cluster: "),
+            "{message}"
+        );
+    }
+
+    fn destination_rule(namespace: &str, name: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"host": "httpbin.shop.svc.cluster.local"}
+        })
+    }
+
+    #[test]
+    fn stored_manifests_read_back_with_each_object_s_identity() {
+        let stored = json!({"format": 1, "clusters": {"cluster01": [destination_rule("shop", "httpbin-dr")]}});
+        let manifests = StoredManifests::read(stored).unwrap();
+        let cluster: Name = "cluster01".parse().unwrap();
+        let [object] = manifests[&cluster].as_slice() else {
+            panic!("{manifests:?}");
+        };
+        assert_eq!(
+            object.key.to_string(),
+            "DestinationRule shop/httpbin-dr on cluster01"
+        );
+        assert_eq!(object.key, ObjectRef::of(&cluster, &object.object).unwrap());
+    }
+
+    #[test]
+    fn stored_manifests_with_an_invalid_object_name_do_not_read() {
+        let stored = json!({"cluster01": [destination_rule("shop", "httpbin_dr")]});
+        let err = StoredManifests::read(stored).unwrap_err();
+        assert!(
+            err.starts_with("DestinationRule name must be a DNS-1123 subdomain"),
+            "{err}"
+        );
     }
 }

@@ -562,6 +562,61 @@ both_backends!(verify_reports_drift, |app| {
 });
 
 both_backends!(
+    verify_reports_extra_objects_and_nobody_touches_a_listed_object_with_an_invalid_name,
+    |app| {
+        let (a, _b) = seed(&app).await;
+        let first = wait(&app, deploy(&app, "deploy").await).await;
+        assert_eq!(first["state"], "Applied", "{first:#}");
+        // Two copies of the set's DestinationRule that it does not want: one under another name,
+        // one under a name the API server would never accept (a broken list answer).
+        let group = "networking.istio.io";
+        let dr = a
+            .object(group, "destinationrules", "default", "httpbin-dr")
+            .unwrap();
+        for name in ["httpbin-extra", "Not_A_Name"] {
+            let copy = json!({
+                "apiVersion": dr["apiVersion"],
+                "kind": dr["kind"],
+                "metadata": {"name": name, "namespace": "default", "labels": dr["metadata"]["labels"]},
+                "spec": dr["spec"],
+            });
+            a.insert_object(copy, "kubectl");
+        }
+
+        let verified = app
+            .get(&format!("{SET}/status?verify=true"))
+            .await
+            .expect(200)
+            .body;
+
+        assert_eq!(verified["drifted"], true, "{verified:#}");
+        assert_eq!(
+            cluster(&verified, "cluster01")["extraObjects"],
+            json!([{
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "namespace": "default",
+                "name": "httpbin-extra",
+                "operation": "none",
+                "state": "extra",
+                "message": "labelled as this set's but not desired",
+                "drift": "extra",
+            }])
+        );
+        // A redeploy prunes the extra object and leaves the one it cannot name alone.
+        let second = wait(&app, deploy(&app, "deploy").await).await;
+        assert_eq!(second["state"], "Applied", "{second:#}");
+        assert_eq!(
+            object_states(&second, "cluster01")["DestinationRule/httpbin-extra"],
+            "pruned"
+        );
+        let dr = |name| a.object(group, "destinationrules", "default", name);
+        assert!(dr("httpbin-extra").is_none());
+        assert!(dr("Not_A_Name").is_some());
+    }
+);
+
+both_backends!(
     a_server_killed_mid_deploy_resumes_without_applying_twice,
     |app| {
         let mut app = app;

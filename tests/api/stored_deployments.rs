@@ -183,3 +183,25 @@ both_backends!(
         assert_eq!(reply.status.as_u16(), 500, "{:#}", reply.body);
     }
 );
+
+both_backends!(
+    a_stored_object_name_that_does_not_parse_is_an_error_not_a_default,
+    |app| {
+        app.seed_storefront().await;
+        app.add_httpbin_with_sleep_client().await;
+        let manifests = old_manifests(&app).await;
+        write_old_deployment(&app, 1, "Applied", &manifests).await;
+        app.get(&format!("{SET}/status")).await.expect(200);
+        on_db!(app, |conn| {
+            // Object names are DNS-1123 subdomains: no capitals, no '_'.
+            sqlx::query("UPDATE deployment_objects SET name = 'Not_' || name")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        });
+
+        let reply = app.get(&format!("{SET}/status")).await;
+
+        assert_eq!(reply.status.as_u16(), 500, "{:#}", reply.body);
+    }
+);
