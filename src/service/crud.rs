@@ -312,7 +312,7 @@ impl Service {
             Err(e) => return Err(e.into()),
         };
         insert_refs(&mut tx, row.id, &checked.refs).await?;
-        self.vips_after_write(&mut tx, &path, &rows, row.id, checked.neighbourhood)
+        self.vips_after_write(&mut tx, &path, &rows, row.id, true, checked.neighbourhood)
             .await?;
         if R::KIND == Kind::Project {
             tx = self.claim_namespaces(tx, row.id, &row.spec.0).await?;
@@ -404,7 +404,7 @@ impl Service {
             };
             tx.update(id, new).await?;
             store_refs(&mut tx, id, &checked.refs).await?;
-            self.vips_after_write(&mut tx, path, &rows, id, checked.neighbourhood)
+            self.vips_after_write(&mut tx, path, &rows, id, false, checked.neighbourhood)
                 .await?;
             if let Some(spec) = project_spec {
                 tx = self.claim_namespaces(tx, id, &spec).await?;

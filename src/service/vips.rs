@@ -38,7 +38,7 @@ const MAX_PROBE_PARAMETERS: usize = 10_000;
 
 impl Service {
     /// After a create or replace of the resource at `path` (rows: its resolved ancestors, root
-    /// first; `written`: its id), stores the VIPs now needed and frees those no longer needed,
+    /// first; `written`: its id, `created` unless replaced), stores the VIPs now needed and frees those no longer needed,
     /// in the write's transaction. `neighbourhood` is what a set member was checked against.
     /// An intent that cannot be planned (or whose range is full) is left as it is: the set's
     /// render reports the problem.
@@ -48,12 +48,25 @@ impl Service {
         path: &ResourcePath,
         rows: &[ResourceRow],
         written: Uuid,
+        created: bool,
         neighbourhood: Option<Neighbourhood>,
     ) -> Result<()> {
         let Some((kind, key)) = path.segments().last() else {
             return Ok(());
         };
         match (kind, neighbourhood) {
+            (Kind::InboundIntent, Some(n))
+                if n.model
+                    .inbound
+                    .get(&key.name)
+                    .is_some_and(|i| i.clients.is_empty()) =>
+            {
+                // No clients, no VIPs: nothing to read; a replace frees what it held.
+                if !created {
+                    tx.delete_vips_of(written).await?;
+                }
+                Ok(())
+            }
             (Kind::InboundIntent | Kind::OutboundIntent, Some(mut n)) => {
                 n.ids.intents.insert(key.name.clone(), written);
                 allocate_intent(tx, n, &key.name).await

@@ -100,6 +100,17 @@ impl Tx {
         Ok(affected)
     }
 
+    /// Frees every allocation an intent holds.
+    pub async fn delete_vips_of(&mut self, intent: Uuid) -> StoreResult<()> {
+        on_conn!(self, |c| {
+            sqlx::query("DELETE FROM vip_allocations WHERE intent_id = $1")
+                .bind(intent)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Frees allocations by (cluster, host), in one statement.
     pub async fn delete_vips(&mut self, hosts: &[(Uuid, String)]) -> StoreResult<()> {
         if hosts.is_empty() {
