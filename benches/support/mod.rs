@@ -1,11 +1,18 @@
 //! Shared by the benchmarks: where the database is, and an authenticated client.
 
+// Each benchmark binary uses some of these modules only.
+#[allow(dead_code)]
+pub mod documents;
+#[allow(dead_code)]
+pub mod server;
+
 use meshintent::configuration::{DatabaseSettings, SecretKeySource};
 use meshintent::crypto::SecretBox;
 use meshintent::store::PostgresSettings;
 
 /// The embedded SQLite database in `dir`, or a fresh schema on the PostgreSQL server of
 /// `MESHINTENT_BENCH_POSTGRES`.
+#[allow(dead_code)] // not every benchmark talks to a database
 pub async fn database(dir: &std::path::Path) -> (DatabaseSettings, SecretKeySource, &'static str) {
     match std::env::var("MESHINTENT_BENCH_POSTGRES")
         .ok()
@@ -43,6 +50,7 @@ pub async fn database(dir: &std::path::Path) -> (DatabaseSettings, SecretKeySour
 }
 
 /// A client that sends `token` as a bearer credential with every request.
+#[allow(dead_code)]
 pub fn authenticated_client(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     let mut value: reqwest::header::HeaderValue = format!("Bearer {token}").parse().unwrap();
