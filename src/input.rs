@@ -12,9 +12,140 @@ use crate::domain::violations::{FieldError, pointer_token, prefixed};
 use crate::error::Error;
 
 impl IntentDocument {
-    /// Reads a document from YAML or JSON text, checking every value.
+    /// Reads a document from YAML or JSON text, checking every value, within the default
+    /// `DocumentLimits`.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        from_value(yaml_to_value(text)?, "")
+        Self::parse_within(text, DocumentLimits::default())
+    }
+
+    /// `parse` within `limits`.
+    pub fn parse_within(text: &str, limits: DocumentLimits) -> Result<Self, Error> {
+        from_value(yaml_to_value_within(text, limits)?, "")
+    }
+}
+
+/// The default of `DocumentLimits::max_nodes`: 20 million nodes. A generated document of
+/// 100,000 inbound intents with 3 clients each (`benches/support/documents.rs`) has about 12
+/// million; as a `serde_json::Value` each node takes some 100 bytes, so the limit holds a
+/// document's parse to about 2 GB.
+pub const DEFAULT_MAX_DOCUMENT_NODES: usize = 20_000_000;
+
+/// How deep an intent document may nest (mappings and sequences). The deepest field of a
+/// document (a route rule's header match) is about 20 levels down; 64 is also the JSON body limit.
+pub const MAX_DOCUMENT_DEPTH: usize = 64;
+
+/// Where `meshintent render` and `meshintent apply` take `DocumentLimits::max_nodes` from.
+pub const MAX_DOCUMENT_NODES_FLAG: &str = "--max-document-nodes";
+pub const MAX_DOCUMENT_NODES_ENV: &str = "MESHINTENT_MAX_DOCUMENT_NODES";
+
+/// What reading an intent document's YAML may cost, so that a hostile document (an alias bomb,
+/// deep nesting) is refused instead of exhausting memory.
+///
+/// - at most `max_nodes` nodes (mappings, sequences and scalars), aliases expanded;
+/// - aliases and anchors: at most `max_nodes / 20` (at the default, serde-saphyr's own default
+///   of a million) nodes replayed from aliases, events retained for anchors, aliases and
+///   anchors, so that an alias bomb is refused after a fraction of the work the node limit
+///   allows;
+/// - scalar text at most twice the document's size or 64 MiB, whichever is more (without
+///   aliases it cannot exceed the document's size);
+/// - nesting at most `MAX_DOCUMENT_DEPTH` levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocumentLimits {
+    pub max_nodes: usize,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        Self {
+            max_nodes: DEFAULT_MAX_DOCUMENT_NODES,
+        }
+    }
+}
+
+impl DocumentLimits {
+    fn max_alias_nodes(&self) -> usize {
+        self.max_nodes / 20
+    }
+
+    fn max_scalar_bytes(&self, text: &str) -> usize {
+        text.len().saturating_mul(2).max(64 * 1024 * 1024)
+    }
+
+    fn options(&self, text: &str) -> serde_saphyr::Options {
+        let aliases = self.max_alias_nodes();
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = self.max_nodes;
+        // Every node is one event, every mapping and sequence one more (its end), plus the
+        // stream's and the document's start and end: the node limit is reached first.
+        budget.max_events = self.max_nodes.saturating_mul(2).saturating_add(8);
+        budget.max_depth = MAX_DOCUMENT_DEPTH;
+        // Flow collections (`[[[...]]]`) are limited by the scanner, before the budget sees them.
+        budget.flow_nesting_limit = MAX_DOCUMENT_DEPTH;
+        budget.max_total_scalar_bytes = self.max_scalar_bytes(text);
+        budget.max_aliases = aliases;
+        budget.max_anchors = aliases;
+        budget.max_recorded_anchor_events = aliases;
+        // Replayed events count against the limits above, so the alias/anchor ratio heuristic
+        // adds no protection; it would refuse a large document that shares one anchor widely.
+        budget.enforce_alias_anchor_ratio = false;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        options.alias_limits.max_total_replayed_events = aliases;
+        options
+    }
+
+    /// The message for a document that breaks a limit, or `None` for any other YAML error.
+    fn refusal(&self, error: &serde_saphyr::Error, text: &str) -> Option<String> {
+        use serde_saphyr::Error as E;
+        use serde_saphyr::budget::BudgetBreach as B;
+        let mut error = error;
+        while let E::WithSnippet { error: inner, .. } | E::AliasError { error: inner, .. } = error {
+            error = inner;
+        }
+        let raise = format!(
+            "raise the limit with {MAX_DOCUMENT_NODES_FLAG} or {MAX_DOCUMENT_NODES_ENV} (now {})",
+            self.max_nodes
+        );
+        let aliases = self.max_alias_nodes();
+        let alias_limit = || {
+            format!(
+                "the document's aliases and anchors take more than {aliases} nodes (a twentieth of the node limit); write repeated parts out or {raise}"
+            )
+        };
+        Some(match error {
+            E::Budget { breach, .. } => match breach {
+                B::Nodes { .. } | B::Events { .. } => format!(
+                    "the document has more than {} YAML nodes (mappings, sequences and scalars, aliases expanded); {raise}",
+                    self.max_nodes
+                ),
+                B::Aliases { .. }
+                | B::Anchors { .. }
+                | B::RecordedAnchorEvents { .. }
+                | B::RecordedAnchorBytes { .. } => alias_limit(),
+                B::Depth { .. } => {
+                    format!("the document nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+                }
+                B::ScalarBytes { .. } => format!(
+                    "the document's text values take more than {} bytes (aliases expanded; the limit is twice the document's size or 64 MiB)",
+                    self.max_scalar_bytes(text)
+                ),
+                other => format!("the document exceeds a YAML parsing limit: {other:?}"),
+            },
+            E::AliasReplayLimitExceeded { .. } => alias_limit(),
+            E::AliasReplayStackDepthExceeded { max_depth, .. } => {
+                format!("the document's aliases nest deeper than {max_depth} levels")
+            }
+            E::ExternalMessage { source, .. }
+                if matches!(
+                    source.as_ref(),
+                    serde_saphyr::localizer::ExternalMessageSource::Parser(e)
+                        if *e.kind() == serde_saphyr::granit_parser::ErrorKind::RecursionLimitExceeded
+                ) =>
+            {
+                format!("the document nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -50,12 +181,26 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, prefix: &str) -
     })
 }
 
-/// Reads YAML (or JSON, which is YAML) into a JSON value.
+/// Reads YAML (or JSON, which is YAML) into a JSON value, within the default `DocumentLimits`.
 pub fn yaml_to_value(text: &str) -> Result<serde_json::Value, Error> {
-    serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| Error::BadRequest {
-        detail: format!("the document is not valid YAML: {e}"),
-        errors: Vec::new(),
-    })
+    yaml_to_value_within(text, DocumentLimits::default())
+}
+
+/// `yaml_to_value` within `limits`; a document that breaks one is refused with a message naming
+/// the limit.
+pub fn yaml_to_value_within(
+    text: &str,
+    limits: DocumentLimits,
+) -> Result<serde_json::Value, Error> {
+    serde_saphyr::from_str_with_options::<serde_json::Value>(text, limits.options(text)).map_err(
+        |e| Error::BadRequest {
+            detail: match limits.refusal(&e, text) {
+                Some(refusal) => format!("the document is refused: {refusal}"),
+                None => format!("the document is not valid YAML: {e}"),
+            },
+            errors: Vec::new(),
+        },
+    )
 }
 
 /// serde_json appends " at line L column C"; the pointer says where, so drop it.
@@ -123,5 +268,124 @@ fn from_path_error(path: &serde_path_to_error::Path, inner: &serde_json::Error) 
                 Error::Invalid { detail, errors }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str, limits: DocumentLimits) -> String {
+        match IntentDocument::parse_within(text, limits) {
+            Err(Error::BadRequest { detail, .. }) => detail,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The "billion laughs": nine levels of ten aliases, 10^9 strings once expanded.
+    fn alias_bomb() -> String {
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..=9 {
+            let previous = format!("*a{}", level - 1);
+            let items = [previous.as_str(); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+        }
+        text
+    }
+
+    /// A document of `intents` inbound intents with 3 clients each, in the shape of
+    /// `benches/support/documents.rs` (about 115 nodes per intent).
+    fn large_document(intents: usize) -> String {
+        let mut text = String::from(
+            "clusters:\n  - metadata: {name: cluster01}\n    spec: {identity: cluster01.mesh.example.com}\nprojects:\n  - metadata: {name: fleet}\n    compositeApps:\n      - metadata: {name: fleet}\n        spec: {version: v1}\n        apps:\n          - metadata: {name: app}\n            spec: {namespace: default, placement: {clusters: [cluster01]}}\n        trafficIntentSets:\n          - metadata: {name: all}\n            inboundIntents:\n",
+        );
+        for i in 0..intents {
+            text.push_str(&format!(
+                "              - metadata: {{name: svc{i}}}\n                spec: {{app: app, serviceName: svc{i}, port: 8000, protocol: HTTP, trafficPolicy: {{connectionPool: {{maxConnections: 100, connectTimeout: 5s}}, outlierDetection: {{consecutive5xxErrors: 5, interval: 30s, baseEjectionTime: 1m}}}}}}\n                clients:\n"
+            ));
+            for k in 0..3 {
+                text.push_str(&format!(
+                    "                  - metadata: {{name: client{k}}}\n                    spec: {{app: app}}\n                    securityIntents:\n                      - metadata: {{name: read}}\n                        spec: {{rules: [{{methods: [GET], paths: [/status, /api/*]}}]}}\n"
+                ));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_naming_the_limit() {
+        let detail = refusal(&alias_bomb(), DocumentLimits::default());
+        assert!(
+            detail.starts_with("the document is refused: the document's aliases and anchors take more than 1000000 nodes"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("--max-document-nodes or MESHINTENT_MAX_DOCUMENT_NODES (now 20000000)"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn too_many_nodes_are_refused_naming_the_limit() {
+        let detail = refusal(&large_document(10), DocumentLimits { max_nodes: 1_000 });
+        assert_eq!(
+            detail,
+            "the document is refused: the document has more than 1000 YAML nodes (mappings, sequences and scalars, aliases expanded); raise the limit with --max-document-nodes or MESHINTENT_MAX_DOCUMENT_NODES (now 1000)"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let flow = format!("{}{}", "[".repeat(1_000), "]".repeat(1_000));
+        let block: String = (0..1_000)
+            .map(|i| format!("{}-\n", " ".repeat(2 * i)))
+            .collect();
+        for text in [flow, block] {
+            assert_eq!(
+                refusal(&text, DocumentLimits::default()),
+                "the document is refused: the document nests deeper than 64 levels"
+            );
+        }
+    }
+
+    fn accepts(intents: usize) {
+        let document = IntentDocument::parse(&large_document(intents)).expect("accepted");
+        let set = &document.projects[0].composite_apps[0].traffic_intent_sets[0];
+        assert_eq!(set.inbound_intents.len(), intents);
+        assert_eq!(set.inbound_intents[intents - 1].clients.len(), 3);
+    }
+
+    #[test]
+    fn a_large_document_is_accepted() {
+        // About 350,000 nodes: beyond serde-saphyr's default budget of 250,000.
+        accepts(3_000);
+    }
+
+    #[test]
+    #[ignore = "a minute in a debug build; run with --release -- --ignored"]
+    fn a_document_of_100000_intents_is_accepted() {
+        // About 11.5 million nodes.
+        accepts(100_000);
+    }
+
+    #[test]
+    fn aliases_for_shared_parts_are_accepted() {
+        let mut text = large_document(1);
+        text = text.replace(
+            "trafficPolicy: {connectionPool",
+            "trafficPolicy: &policy {connectionPool",
+        );
+        for i in 1..300 {
+            text.push_str(&format!(
+                "              - metadata: {{name: more{i}}}\n                spec: {{app: app, serviceName: more{i}, port: 8000, protocol: HTTP, trafficPolicy: *policy}}\n"
+            ));
+        }
+        let document = IntentDocument::parse(&text).expect("accepted");
+        let set = &document.projects[0].composite_apps[0].traffic_intent_sets[0];
+        assert_eq!(set.inbound_intents.len(), 300);
+        assert_eq!(
+            set.inbound_intents[299].spec.traffic_policy,
+            set.inbound_intents[0].spec.traffic_policy
+        );
     }
 }

@@ -242,6 +242,8 @@ enum Command {
         /// Output format: YAML (one document per object) or the manifests endpoint's JSON.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Yaml)]
         output: OutputFormat,
+        #[command(flatten)]
+        limits: DocumentLimitArgs,
     },
 }
 
@@ -286,6 +288,29 @@ struct ApplyArgs {
     /// With --deploy: print progress until each deploy ends; exit non-zero unless all are Applied.
     #[arg(long, requires = "deploy")]
     wait: bool,
+    #[command(flatten)]
+    limits: DocumentLimitArgs,
+}
+
+/// How large an intent document may be read.
+#[derive(clap::Args)]
+struct DocumentLimitArgs {
+    /// The most YAML nodes (mappings, sequences, scalars; aliases expanded) an intent document
+    /// may have; aliases and anchors may take a twentieth of it. Guards against alias bombs.
+    #[arg(
+        long,
+        env = "MESHINTENT_MAX_DOCUMENT_NODES",
+        default_value_t = meshintent::input::DEFAULT_MAX_DOCUMENT_NODES
+    )]
+    max_document_nodes: usize,
+}
+
+impl DocumentLimitArgs {
+    fn limits(&self) -> meshintent::input::DocumentLimits {
+        meshintent::input::DocumentLimits {
+            max_nodes: self.max_document_nodes,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -324,7 +349,8 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     use meshintent::domain::deployment::DeploymentState;
     let text = read_document(&args.file)?;
     let document =
-        meshintent::domain::document::IntentDocument::parse(&text).map_err(|e| describe(&e))?;
+        meshintent::domain::document::IntentDocument::parse_within(&text, args.limits.limits())
+            .map_err(|e| describe(&e))?;
     let client = ApiClient::new(&args.server)
         .map_err(|e| e.to_string())?
         .with_token(args.token.clone());
@@ -377,10 +403,12 @@ fn render(
     file: &std::path::Path,
     cluster: Option<&str>,
     output: OutputFormat,
+    limits: meshintent::input::DocumentLimits,
 ) -> Result<(), String> {
     use meshintent::generate::output;
     let text = read_document(file)?;
-    let manifests = meshintent::offline::render_document(&text).map_err(|e| describe(&e))?;
+    let manifests =
+        meshintent::offline::render_document_within(&text, limits).map_err(|e| describe(&e))?;
     let cluster = match cluster {
         None => None,
         Some(raw) => Some(
@@ -485,7 +513,8 @@ async fn run(command: Command) -> Result<(), String> {
             file,
             cluster,
             output,
-        } => render(&file, cluster.as_deref(), output),
+            limits,
+        } => render(&file, cluster.as_deref(), output, limits.limits()),
         Command::Apply(args) => apply(args).await,
     }
 }

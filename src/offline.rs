@@ -7,11 +7,17 @@ use crate::domain::names::Name;
 use crate::domain::violations::FieldError;
 use crate::error::Error;
 use crate::generate::{self, Manifests, RenderError, Subject};
+use crate::input::DocumentLimits;
 
 /// Parses, checks and renders every set of a document. VIPs are allocated from the document
 /// alone, jointly for all its sets, so the same document always gives the same addresses.
 pub fn render_document(text: &str) -> Result<Manifests, Error> {
-    let mut document = IntentDocument::parse(text)?;
+    render_document_within(text, DocumentLimits::default())
+}
+
+/// `render_document` of a document read within `limits`.
+pub fn render_document_within(text: &str, limits: DocumentLimits) -> Result<Manifests, Error> {
+    let mut document = IntentDocument::parse_within(text, limits)?;
     let sets = document.resolve().map_err(Error::invalid)?;
     let cluster_pointers: BTreeMap<Name, String> = document
         .clusters

@@ -113,3 +113,48 @@ fn apply_reports_document_errors_with_pointers_before_writing() {
     assert!(stderr.contains("/projects/0/metadata/name"), "{stderr}");
     std::fs::remove_file(file).unwrap();
 }
+
+#[test]
+fn render_refuses_a_document_over_the_node_limit_and_the_limit_can_be_raised() {
+    let file = std::env::temp_dir().join(format!("meshintent-big-{}.yaml", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &file,
+        "clusters:\n  - metadata: {name: cluster01}\n    spec: {identity: cluster01.mesh.example.com}\n",
+    )
+    .unwrap();
+    let render = |args: &[&str], env: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_meshintent"));
+        command.args(["render", "-f"]).arg(&file).args(args);
+        command.env_remove("MESHINTENT_MAX_DOCUMENT_NODES");
+        if let Some(limit) = env {
+            command.env("MESHINTENT_MAX_DOCUMENT_NODES", limit);
+        }
+        command.output().unwrap()
+    };
+    // The document has 12 nodes: 5 mappings and sequences, 5 keys and 2 values.
+    for out in [
+        render(&["--max-document-nodes", "10"], None),
+        render(&[], Some("10")),
+    ] {
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("the document has more than 10 YAML nodes")
+                && stderr.contains(
+                    "raise the limit with --max-document-nodes or MESHINTENT_MAX_DOCUMENT_NODES (now 10)"
+                ),
+            "{stderr}"
+        );
+    }
+    for out in [
+        render(&["--max-document-nodes", "12"], None),
+        render(&[], None),
+    ] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_file(file).unwrap();
+}
