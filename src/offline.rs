@@ -1,11 +1,13 @@
 //! Rendering an intent document with no database and no network (`meshintent render`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 
 use crate::domain::document::{DocumentSet, IntentDocument};
 use crate::domain::names::Name;
 use crate::domain::violations::FieldError;
 use crate::error::Error;
+use crate::generate::output::{ManifestView, YamlPiece};
 use crate::generate::{self, Manifests, RenderError, Subject};
 use crate::input::DocumentLimits;
 
@@ -25,6 +27,8 @@ pub fn render_document_within(text: &str, limits: DocumentLimits) -> Result<Mani
         .enumerate()
         .map(|(i, c)| (c.metadata.name.clone(), format!("/clusters/{i}")))
         .collect();
+    // Each set holds what it needs; the document is not needed while rendering.
+    drop(document);
     let fail = |set: &DocumentSet, errors: Vec<RenderError>| {
         Error::invalid(
             errors
@@ -62,8 +66,14 @@ pub fn render_document_within(text: &str, limits: DocumentLimits) -> Result<Mani
     let mut merged: Manifests = BTreeMap::new();
     for (set, plan) in sets.iter().zip(&plans) {
         let manifests = generate::render_plan(plan, &vips).map_err(|e| fail(set, e))?;
-        for (cluster, objects) in manifests {
-            merged.entry(cluster).or_default().extend(objects);
+        for (cluster, mut objects) in manifests {
+            // The first set's objects are taken as they are, not moved one by one.
+            let all = merged.entry(cluster).or_default();
+            if all.is_empty() {
+                std::mem::swap(all, &mut objects);
+            } else {
+                all.append(&mut objects);
+            }
         }
     }
     let mut errors = Vec::new();
@@ -105,4 +115,42 @@ fn pointer_of(set: &DocumentSet, clusters: &BTreeMap<Name, String>, subject: &Su
         Subject::Outbound(n) => known(&set.outbound_pointers, n),
         Subject::Route(n) => known(&set.route_pointers, n),
     }
+}
+
+/// Objects per piece of YAML serialized at a time (about 1 MB of text).
+const OBJECTS_PER_PIECE: usize = 1024;
+
+/// Writes `view` as `generate::output::yaml` would give it, serializing pieces of it on every
+/// CPU and writing them in order, so that the whole text is never held at once.
+pub fn write_yaml(view: &ManifestView<'_>, out: &mut impl Write) -> std::io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces: Vec<YamlPiece> = generate::output::yaml_pieces(view, OBJECTS_PER_PIECE).collect();
+    for batch in pieces.chunks(threads) {
+        let texts: Vec<String> = match batch {
+            [one] => vec![one.to_yaml()],
+            _ => std::thread::scope(|scope| {
+                let others: Vec<_> = batch[1..]
+                    .iter()
+                    .map(|piece| scope.spawn(move || piece.to_yaml()))
+                    .collect();
+                let mut texts = vec![batch[0].to_yaml()];
+                texts.extend(
+                    others
+                        .into_iter()
+                        .map(|t| t.join().expect("serializing an object does not panic")),
+                );
+                texts
+            }),
+        };
+        for text in texts {
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `view` as `generate::output::json` of the list it stands for.
+pub fn write_json(view: &ManifestView<'_>, out: &mut impl Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, view)?;
+    out.write_all(b"\n")
 }

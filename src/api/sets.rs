@@ -14,7 +14,6 @@ use crate::domain::envelopes::TrafficIntentSet;
 use crate::domain::resource::Kind;
 use crate::error::Error;
 use crate::generate::output::{self, ManifestList};
-use crate::istio::IstioObject;
 use crate::service::{Caller, Service, SetChanges};
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
@@ -80,18 +79,6 @@ pub async fn traffic_intent_set_get(
     }
 }
 
-/// `ManifestList` as it is sent, borrowing the rendered objects.
-#[derive(serde::Serialize)]
-struct ManifestView<'a> {
-    clusters: Vec<ClusterObjects<'a>>,
-}
-
-#[derive(serde::Serialize)]
-struct ClusterObjects<'a> {
-    cluster: &'a str,
-    objects: &'a [IstioObject],
-}
-
 #[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ManifestFormat {
@@ -148,11 +135,8 @@ pub async fn traffic_intent_set_manifests(
     // for a large set is tens of megabytes.
     Ok(match query.format.unwrap_or_default() {
         ManifestFormat::Json => streaming::streamed("application/json", move |out| {
-            let clusters = output::clusters(&manifests, cluster.as_ref())
-                .into_iter()
-                .map(|(cluster, objects)| ClusterObjects { cluster, objects })
-                .collect();
-            serde_json::to_writer(out, &ManifestView { clusters }).map_err(std::io::Error::other)
+            let view = output::view(&manifests, cluster.as_ref());
+            serde_json::to_writer(out, &view).map_err(std::io::Error::other)
         }),
         ManifestFormat::Yaml => streaming::streamed("application/yaml", move |out| {
             output::write_yaml(output::clusters(&manifests, cluster.as_ref()), out)

@@ -376,35 +376,32 @@ fn build_set(
             format!("{pointer}/routeIntents/{i}"),
         );
     }
-    // The same rules, resource by resource, as the API applies on each write.
+    // The same rules, resource by resource, as the API applies on each write; the look-ups
+    // between resources are built once for the whole set.
+    let checks = rules::SetRules::new(&model);
     for (i, inbound) in set.inbound_intents.iter().enumerate() {
         let ip = format!("{pointer}/inboundIntents/{i}");
         let name = &inbound.metadata.name;
-        v.extend(prefixed(&ip, rules::check_inbound(&model, name)));
+        v.extend(prefixed(&ip, checks.check_inbound(name)));
         for (c, client) in inbound.clients.iter().enumerate() {
             let cp = format!("{ip}/clients/{c}");
             v.extend(prefixed(
                 &cp,
-                rules::check_client(&model, name, &client.metadata.name),
+                checks.check_client(name, &client.metadata.name),
             ));
             for (s, rule) in client.security_intents.iter().enumerate() {
                 v.extend(prefixed(
                     &format!("{cp}/securityIntents/{s}"),
-                    rules::check_security_intent(
-                        &model,
-                        name,
-                        &client.metadata.name,
-                        &rule.metadata.name,
-                    ),
+                    checks.check_security_intent(name, &client.metadata.name, &rule.metadata.name),
                 ));
             }
         }
     }
     for (name, at) in &doc.outbound_pointers {
-        v.extend(prefixed(at, rules::check_outbound(&model, name)));
+        v.extend(prefixed(at, checks.check_outbound(name)));
     }
     for (name, at) in &doc.route_pointers {
-        v.extend(prefixed(at, rules::check_route(&model, name)));
+        v.extend(prefixed(at, checks.check_route(name)));
     }
     doc.model = model;
     doc
