@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::Service;
 use super::access::{Caller, audit_change};
-use super::context::ModelIds;
+use super::context::{ModelIds, name_of};
 use super::neighbourhood;
 use super::vips::{AllocationError, allocate};
 use crate::domain::document::{DocClient, DocInboundIntent, DocIntentSet};
@@ -168,12 +168,6 @@ impl Service {
         }
         Ok(ids)
     }
-}
-
-fn name_of(row: &ResourceRow) -> Result<Name> {
-    row.name
-        .parse()
-        .map_err(|e: String| Error::internal(&format!("stored name of {}", row.id), e))
 }
 
 /// How many of each member the body holds (the merged document lists them first).

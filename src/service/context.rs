@@ -36,7 +36,8 @@ pub(crate) fn stored_spec<T: DeserializeOwned>(row: &ResourceRow) -> Result<T> {
     })
 }
 
-fn name_of(row: &ResourceRow) -> Result<Name> {
+/// A stored row's name (stored names were valid when written).
+pub(crate) fn name_of(row: &ResourceRow) -> Result<Name> {
     row.name
         .parse()
         .map_err(|e| Error::internal(&format!("stored name of {}", row.id), e))

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 use super::Service;
-use super::context::load_model;
+use super::context::{load_model, name_of};
 use super::crud::to_resource;
 use crate::domain::document::{
     DocClient, DocCompositeApp, DocInboundIntent, DocIntentSet, DocProject, IntentDocument,
@@ -18,12 +18,6 @@ use crate::domain::model::SetAddress;
 use crate::domain::resource::{Kind, ResourcePath};
 use crate::error::{Error, Result};
 use crate::store::{ROOT_ID, ResourceRow, Tx};
-
-fn name_of(row: &ResourceRow) -> Result<crate::domain::names::Name> {
-    row.name
-        .parse()
-        .map_err(|e: String| Error::internal(&format!("stored name of {}", row.id), e))
-}
 
 /// A row as its envelope, without server-set metadata (a document is written by people).
 fn plain<R: Resource>(row: &ResourceRow) -> Result<R> {
