@@ -107,14 +107,14 @@ impl Service {
             .clone();
         tx.lock(set_row.id).await?;
         let mut document = self.stored_document(&mut tx, &rows).await?;
+        let body_counts = Counts::of(&body);
         let stored_set = std::mem::replace(
             &mut document.projects[0].composite_apps[0].traffic_intent_sets[0],
-            body.clone(),
+            body,
         );
-        let body_counts = Counts::of(&body);
         let merged = &mut document.projects[0].composite_apps[0].traffic_intent_sets[0];
         if !prune {
-            merge(merged, stored_set.clone());
+            merge(merged, stored_set);
         }
         let resolved = document
             .resolve()
