@@ -79,6 +79,10 @@ struct DeployArgs {
     /// Seconds a cluster request may take.
     #[arg(long, env = "MESHINTENT_CLUSTER_REQUEST_TIMEOUT", default_value_t = 30)]
     cluster_request_timeout: u64,
+    /// Seconds a deployment waits for a cluster whose API server stopped answering (probing it
+    /// with backoff) before it fails the cluster's remaining objects.
+    #[arg(long, env = "MESHINTENT_CLUSTER_GIVE_UP", default_value_t = 900)]
+    cluster_give_up: u64,
 }
 
 impl DeployArgs {
@@ -106,6 +110,10 @@ impl DeployArgs {
             object_concurrency: self.object_concurrency.max(1),
             connect_timeout: Duration::from_secs(self.cluster_connect_timeout.max(1)),
             request_timeout: Duration::from_secs(self.cluster_request_timeout.max(1)),
+            outage: meshintent::push::OutagePolicy {
+                give_up_after: Duration::from_secs(self.cluster_give_up),
+                ..Default::default()
+            },
         };
         (worker, push)
     }

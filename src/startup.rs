@@ -58,6 +58,19 @@ pub struct RunningApplication {
 }
 
 impl RunningApplication {
+    /// Stops as on SIGTERM: the worker finishes and records the objects in flight and releases
+    /// its deployment (another replica resumes it at once), then the server stops.
+    pub async fn stop(self) {
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
+        self.server.stop(true).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.stop(true).await;
+        }
+        let _ = self.task.await;
+    }
+
     /// Stops at once: the worker is aborted mid-deployment and the server drops connections.
     pub async fn kill(self) {
         if let Some(worker) = &self.worker {
@@ -144,8 +157,8 @@ impl Application {
     }
 
     /// Serves until the server is stopped (SIGTERM/SIGINT when signals are handled), then stops
-    /// the worker (a deployment in progress is resumed by another worker, or at the next start,
-    /// once its lease runs out) and closes the database pool.
+    /// the worker (the objects in flight finish and are recorded, and a deployment in progress
+    /// is released, so another replica resumes it at once) and closes the database pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let metrics = self.metrics.map(|(server, _)| {
             let handle = server.handle();

@@ -22,10 +22,13 @@ use crate::domain::deployment::{
 };
 use crate::domain::model::SetAddress;
 use crate::domain::names::Name;
-use crate::push::ClusterClients;
 use crate::push::cluster::{ClusterPlan, ObjectEvent, Recorder, run_cluster};
+use crate::push::gate::{Probed, wait_for_answer};
+use crate::push::{ClusterClients, ClusterOutcome, Gate, Halt, Interruption};
 use crate::service::{Service, set_labels};
-use crate::store::{ClusterRow, DeploymentRow, InventoryRow, ObjectRow, Store, StoreError};
+use crate::store::{
+    ClusterRow, DeploymentRow, InventoryRow, ObjectProgress, ObjectRow, Store, StoreError,
+};
 
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
@@ -56,13 +59,23 @@ pub struct WorkerHandle {
     task: JoinHandle<()>,
 }
 
+/// How long a stopping worker waits for the objects in flight (each bounded by the request
+/// timeout) before it lets go regardless.
+const STOP_GRACE: Duration = Duration::from_secs(60);
+
 impl WorkerHandle {
-    /// Stops claiming and waits for the loop to end (abandoning a deployment in progress, which
-    /// another worker resumes after the lease).
-    pub async fn stop(self) {
+    /// Stops gracefully: no new deployment is claimed and no new object started; the objects in
+    /// flight finish and are recorded, and a deployment in progress is released, so another
+    /// worker resumes it at once instead of after the lease.
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        self.task.abort();
-        let _ = self.task.await;
+        if tokio::time::timeout(STOP_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("deploy worker did not stop in time; abandoning its deployment");
+            self.task.abort();
+        }
     }
 
     /// Ends the worker at once, as a crash would.
@@ -82,7 +95,7 @@ pub fn spawn(service: Service, settings: WorkerSettings) -> WorkerHandle {
             }
             match claim(service.store(), &settings).await {
                 Ok(Some(id)) => {
-                    run(&service, &settings, id).await;
+                    run(&service, &settings, id, &stopped).await;
                     continue;
                 }
                 Ok(None) => {}
@@ -118,36 +131,44 @@ struct DbRecorder {
 impl Recorder for DbRecorder {
     type Error = StoreError;
 
-    async fn record(&self, event: ObjectEvent) -> Result<(), StoreError> {
-        metrics::counter!("meshintent_objects_total", "cluster" => event.key.cluster.to_string(), "result" => event.state.as_str())
-            .increment(1);
-        let mut tx = self.store.begin_write().await?;
-        tx.upsert_object_state(
-            self.deployment,
-            &event.key,
-            event.operation,
-            event.state,
-            event.message.as_deref(),
-        )
-        .await?;
-        match (event.state, &event.hash) {
-            (ObjectState::Applied | ObjectState::Unchanged, Some(hash)) => {
-                tx.upsert_inventory(self.set_id, &event.key, hash, self.deployment)
-                    .await?
+    /// One transaction per batch: the objects' states and the inventory change together.
+    async fn record(&self, events: Vec<ObjectEvent>) -> Result<(), StoreError> {
+        let mut progress = Vec::with_capacity(events.len());
+        let mut kept = Vec::new();
+        let mut gone = Vec::new();
+        for event in &events {
+            metrics::counter!("meshintent_objects_total", "cluster" => event.key.cluster.to_string(), "result" => event.state.as_str())
+                .increment(1);
+            progress.push(ObjectProgress {
+                key: &event.key,
+                operation: event.operation,
+                state: event.state,
+                message: event.message.as_deref(),
+            });
+            match (event.state, &event.hash) {
+                (ObjectState::Applied | ObjectState::Unchanged, Some(hash)) => {
+                    kept.push((&event.key, hash.as_str()))
+                }
+                (ObjectState::Pruned, _) => gone.push(&event.key),
+                // A pruned candidate that turned out not to be ours is no longer ours to track.
+                (ObjectState::Conflict, _) if event.operation == Operation::Delete => {
+                    gone.push(&event.key)
+                }
+                _ => {}
             }
-            (ObjectState::Pruned, _) => tx.delete_inventory(self.set_id, &event.key).await?,
-            // A pruned candidate that turned out not to be ours is no longer ours to track.
-            (ObjectState::Conflict, _) if event.operation == Operation::Delete => {
-                tx.delete_inventory(self.set_id, &event.key).await?
-            }
-            _ => {}
         }
+        let mut tx = self.store.begin_write().await?;
+        tx.upsert_object_states(self.deployment, &progress).await?;
+        tx.upsert_inventory(self.set_id, self.deployment, &kept)
+            .await?;
+        tx.delete_inventory(self.set_id, &gone).await?;
         tx.commit().await
     }
 }
 
-/// Runs one claimed deployment to its end, unless the lease is lost meanwhile.
-async fn run(service: &Service, settings: &WorkerSettings, id: Uuid) {
+/// Runs one claimed deployment to its end, unless the lease is lost or the worker halts
+/// meanwhile (then the deployment is released for another worker).
+async fn run(service: &Service, settings: &WorkerSettings, id: Uuid, halt: &Halt) {
     let lost = Arc::new(tokio::sync::Notify::new());
     let heartbeat = {
         let store = service.store().clone();
@@ -176,11 +197,35 @@ async fn run(service: &Service, settings: &WorkerSettings, id: Uuid) {
             }
         })
     };
-    tokio::select! {
-        _ = execute(service, settings, id) => {}
-        _ = lost.notified() => tracing::warn!(deployment = %id, "lease lost; another worker continues this deployment"),
-    }
+    let halted = tokio::select! {
+        halted = execute(service, settings, id, halt) => halted,
+        _ = lost.notified() => {
+            tracing::warn!(deployment = %id, "lease lost; another worker continues this deployment");
+            false
+        }
+    };
     heartbeat.abort();
+    if halted {
+        release(service.store(), settings, id).await;
+    }
+}
+
+/// Hands an unfinished deployment back to the queue.
+async fn release(store: &Store, settings: &WorkerSettings, id: Uuid) {
+    let released = async {
+        let mut tx = store.begin_write().await?;
+        let ok = tx.release_claim(id, &settings.id).await?;
+        tx.commit().await?;
+        Ok::<bool, StoreError>(ok)
+    };
+    match released.await {
+        Ok(_) => {
+            tracing::info!(deployment = %id, "worker stopping: deployment released for another worker")
+        }
+        Err(e) => {
+            tracing::warn!(deployment = %id, error = %e, "releasing a deployment failed; it resumes after the lease")
+        }
+    }
 }
 
 /// What a deployment needs from the database to run (or resume).
@@ -273,18 +318,19 @@ async fn total_writes(store: &Store, id: Uuid) -> Option<i64> {
     }
 }
 
+/// Runs a deployment; true when it stopped unfinished because the worker halts.
 #[tracing::instrument(skip_all, fields(deployment = %id, project, set, revision, action))]
-async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid) {
+async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid, halt: &Halt) -> bool {
     let store = service.store();
     let loaded = match load(store, id).await {
         Ok(Some(loaded)) => loaded,
-        Ok(None) => return,
+        Ok(None) => return false,
         Err(e) => {
             tracing::error!(
                 error = &e as &dyn std::error::Error,
                 "loading a deployment failed"
             );
-            return;
+            return false;
         }
     };
     let (action, revision) = (loaded.row.action, loaded.row.revision);
@@ -296,7 +342,7 @@ async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid) {
         Err(e) => {
             let message = Some(e.to_string());
             finish(store, settings, id, DeploymentState::Failed, message).await;
-            return;
+            return false;
         }
     };
     record_address(&span, &address);
@@ -306,24 +352,35 @@ async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid) {
         deployment: id,
         set_id: loaded.row.set_id,
     };
-    let results: Vec<(Name, ClusterState)> = stream::iter(plan(loaded, &set_labels(&address)))
-        .map(|work| async {
-            match work {
-                ClusterWork::Done(cluster, state) => (cluster, state),
-                ClusterWork::Run(plan) => {
-                    let cluster = plan.cluster.clone();
-                    let state = run_one_cluster(service, id, plan, action, &recorder).await;
-                    (cluster, state)
+    let results: Vec<(Name, Option<ClusterState>)> =
+        stream::iter(plan(loaded, &set_labels(&address)))
+            .map(|work| async {
+                match work {
+                    ClusterWork::Done(cluster, state) => (cluster, Some(state)),
+                    ClusterWork::Run(plan) => {
+                        let cluster = plan.cluster.clone();
+                        let state =
+                            run_one_cluster(service, id, plan, action, &recorder, halt).await;
+                        (cluster, state)
+                    }
                 }
-            }
-        })
-        .buffer_unordered(settings.cluster_concurrency.max(1))
-        .collect()
-        .await;
+            })
+            .buffer_unordered(settings.cluster_concurrency.max(1))
+            .collect()
+            .await;
+    let Some(results) = results
+        .into_iter()
+        .map(|(cluster, state)| state.map(|s| (cluster, s)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        tracing::info!("worker stopping: deployment left unfinished");
+        return true;
+    };
     let outcome = deployment_outcome(action, &results, total_writes(store, id).await);
     metrics::counter!("meshintent_deploys_total", "action" => action.as_str(), "outcome" => outcome.state.as_str()).increment(1);
     tracing::info!(state = outcome.state.as_str(), "deployment finished");
     finish(store, settings, id, outcome.state, Some(outcome.message)).await;
+    false
 }
 
 fn record_address(span: &tracing::Span, address: &SetAddress) {
@@ -331,15 +388,19 @@ fn record_address(span: &tracing::Span, address: &SetAddress) {
         .record("set", tracing::field::display(address.path().url()));
 }
 
+/// One cluster's part of a deployment, waiting out outages of its API server; None when the
+/// worker halts before it is done.
 #[tracing::instrument(skip_all, fields(cluster = %plan.cluster))]
 async fn run_one_cluster(
     service: &Service,
     deployment: Uuid,
-    plan: ClusterPlan,
+    mut plan: ClusterPlan,
     action: Action,
     recorder: &DbRecorder,
-) -> ClusterState {
+    halt: &Halt,
+) -> Option<ClusterState> {
     let store = service.store();
+    let settings = service.push_settings();
     let cluster = plan.cluster.clone();
     set_cluster(store, deployment, &cluster, action.working(), None, 0).await;
     let client = match service.client(&cluster).await {
@@ -350,43 +411,126 @@ async fn run_one_cluster(
                 error = &error as &dyn std::error::Error,
                 "cannot connect to the cluster"
             );
-            mark_desired_failed(store, deployment, &plan, &message).await;
+            mark_pending_failed(store, deployment, &plan, &message).await;
             let state = ClusterState::Failed;
             set_cluster(store, deployment, &cluster, state, Some(message), 0).await;
-            return state;
+            return Some(state);
         }
     };
-    let outcome = run_cluster(&client, plan.clone(), service.push_settings(), recorder).await;
-    let state = cluster_outcome(action, &outcome.tally);
-    let message = if let Some(error) = &outcome.unreachable {
-        let message = error.to_string();
-        mark_desired_failed(store, deployment, &plan, &message).await;
+    let mut total = ClusterOutcome::default();
+    // The stored count is added to (a resumed deployment adds its own): report increments.
+    let mut reported = 0;
+    let mut delta =
+        |total: &ClusterOutcome| total.writes - std::mem::replace(&mut reported, total.writes);
+    // Counted from the first outage, so that a cluster that keeps dropping out is bounded too.
+    let mut give_up_at: Option<std::time::Instant> = None;
+    let mut gave_up = None;
+    loop {
+        let gate = Gate::new(halt.clone());
+        let outcome = run_cluster(&client, plan.clone(), settings, recorder, &gate).await;
+        plan.finished.extend(outcome.finished.iter().cloned());
+        total.absorb(outcome);
+        let cause = match &total.interrupted {
+            None => break,
+            Some(Interruption::Halted) => {
+                set_cluster(
+                    store,
+                    deployment,
+                    &cluster,
+                    action.working(),
+                    None,
+                    delta(&total),
+                )
+                .await;
+                return None;
+            }
+            Some(Interruption::Outage(cause)) => cause.clone(),
+        };
+        let now = std::time::Instant::now();
+        let deadline = *give_up_at.get_or_insert(now + settings.outage.give_up_after);
+        let waiting = pending(&plan);
+        let message = format!(
+            "the API server stopped answering ({cause}); {waiting} object(s) wait and the deployment goes on when it answers (giving up in {}s)",
+            deadline.saturating_duration_since(now).as_secs()
+        );
+        tracing::warn!(waiting, cause = %cause, "cluster unreachable; probing");
+        metrics::counter!("meshintent_cluster_outages_total", "cluster" => cluster.to_string())
+            .increment(1);
+        let unreachable = ClusterState::Unreachable;
+        set_cluster(
+            store,
+            deployment,
+            &cluster,
+            unreachable,
+            Some(message),
+            delta(&total),
+        )
+        .await;
+        match wait_for_answer(&client, &settings.outage, deadline, halt).await {
+            Probed::Answering => {
+                tracing::info!("cluster answers again; resuming");
+                set_cluster(
+                    store,
+                    deployment,
+                    &cluster,
+                    action.working(),
+                    None,
+                    delta(&total),
+                )
+                .await;
+            }
+            Probed::Halted => return None,
+            Probed::GaveUp => {
+                gave_up = Some(format!(
+                    "gave up after {}s without an answer from the API server: {cause}",
+                    settings.outage.give_up_after.as_secs()
+                ));
+                break;
+            }
+        }
+    }
+    let message = if let Some(message) = gave_up {
+        mark_pending_failed(store, deployment, &plan, &message).await;
+        *total.tally.counts.entry(ObjectState::Failed).or_default() += pending(&plan);
         Some(message)
-    } else if outcome.problems.is_empty() {
+    } else if let Some(error) = &total.failure {
+        let message = error.to_string();
+        mark_pending_failed(store, deployment, &plan, &message).await;
+        Some(message)
+    } else if total.problems.is_empty() {
         None
     } else {
-        Some(outcome.problems.join("; "))
+        Some(total.problems.join("; "))
     };
-    set_cluster(store, deployment, &cluster, state, message, outcome.writes).await;
-    state
+    let state = cluster_outcome(action, &total.tally);
+    set_cluster(store, deployment, &cluster, state, message, delta(&total)).await;
+    Some(state)
+}
+
+/// Desired objects not finished yet.
+fn pending(plan: &ClusterPlan) -> usize {
+    plan.desired
+        .iter()
+        .filter(|o| !plan.finished.contains(&o.key))
+        .count()
 }
 
 /// When a cluster cannot be worked with, its pending objects failed with the same reason.
-async fn mark_desired_failed(store: &Store, deployment: Uuid, plan: &ClusterPlan, message: &str) {
+async fn mark_pending_failed(store: &Store, deployment: Uuid, plan: &ClusterPlan, message: &str) {
+    let failed: Vec<ObjectProgress<'_>> = plan
+        .desired
+        .iter()
+        .filter(|o| !plan.finished.contains(&o.key))
+        .map(|o| ObjectProgress {
+            key: &o.key,
+            operation: Operation::Apply,
+            state: ObjectState::Failed,
+            message: Some(message),
+        })
+        .collect();
     let result = async {
         let mut tx = store.begin_write().await?;
-        for object in &plan.desired {
-            if !plan.finished.contains(&object.key) {
-                tx.upsert_object_state(
-                    deployment,
-                    &object.key,
-                    Operation::Apply,
-                    ObjectState::Failed,
-                    Some(message),
-                )
-                .await?;
-            }
-        }
+        tx.upsert_object_states(deployment, &failed).await?;
         tx.commit().await
     };
     if let Err(e) = result.await {

@@ -112,6 +112,9 @@ spelled! {
         Failed => "Failed",
         Terminating => "Terminating",
         Terminated => "Terminated",
+        /// The API server stopped answering; its remaining objects wait, and the deployment
+        /// goes on with them when it answers again (or gives up after a while).
+        Unreachable => "Unreachable",
     }
 }
 
@@ -204,7 +207,10 @@ impl ClusterState {
     pub fn is_final(self) -> bool {
         !matches!(
             self,
-            ClusterState::Pending | ClusterState::Applying | ClusterState::Terminating
+            ClusterState::Pending
+                | ClusterState::Applying
+                | ClusterState::Terminating
+                | ClusterState::Unreachable
         )
     }
 }

@@ -1,26 +1,33 @@
 //! Applying a set's objects to one cluster, pruning what it no longer wants, and reading back
 //! what is there. Kubernetes side effects only; progress is handed to a `Recorder`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 use kube::Api;
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use super::error::PushError;
+use super::foreign::foreign_fields;
+use super::gate::{Gate, Interruption, OutagePolicy, unanswered};
 use super::hash::{ANNOTATION_HASH, content_hash, desired_hash};
 use super::kinds::api_resource;
-use super::retry::{RetryPolicy, describe, with_retries};
+use super::live::{LiveObjects, foreign_owner, list_all, list_owned};
+use super::retry::{RetryPolicy, describe, is_transient, with_retries};
 use crate::domain::deployment::{DesiredObject, IstioKind, ObjectRef, ObjectTally};
 pub use crate::domain::deployment::{Drift, ObjectState, Operation};
 use crate::domain::names::Name;
-use crate::generate::naming::{MANAGED_BY, MANAGED_BY_VALUE};
 
 /// The field manager of every write (server-side apply).
 pub const FIELD_MANAGER: &str = "meshintent";
+
+/// Finished objects recorded in one go: whatever has finished when the recorder is free, up to
+/// this many (one transaction each, instead of one per object).
+const RECORD_BATCH: usize = 256;
 
 /// Limits for talking to one cluster.
 #[derive(Clone, Debug)]
@@ -30,6 +37,8 @@ pub struct PushSettings {
     pub object_concurrency: usize,
     pub connect_timeout: std::time::Duration,
     pub request_timeout: std::time::Duration,
+    /// Waiting for a cluster that stopped answering.
+    pub outage: OutagePolicy,
 }
 
 impl Default for PushSettings {
@@ -39,6 +48,7 @@ impl Default for PushSettings {
             object_concurrency: 8,
             connect_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(30),
+            outage: OutagePolicy::default(),
         }
     }
 }
@@ -54,11 +64,15 @@ pub struct ObjectEvent {
     pub hash: Option<String>,
 }
 
-/// Where progress goes (the deployment's rows and the inventory).
+/// Where progress goes (the deployment's rows and the inventory). Events come in batches of
+/// objects that finished; a batch is recorded before the next one is handed over.
 pub trait Recorder: Sync {
     type Error: std::error::Error;
 
-    fn record(&self, event: ObjectEvent) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn record(
+        &self,
+        events: Vec<ObjectEvent>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// One cluster's part of a deployment.
@@ -77,13 +91,19 @@ pub struct ClusterPlan {
 
 #[derive(Debug, Default)]
 pub struct ClusterOutcome {
-    /// The cluster could not be worked with at all (unreachable, Istio not served).
-    pub unreachable: Option<PushError>,
+    /// The cluster cannot be worked with (Istio not served, listing refused): its pending
+    /// objects fail with this.
+    pub failure: Option<PushError>,
+    /// Work stopped before the plan was done; unfinished objects are still pending.
+    pub interrupted: Option<Interruption>,
+    /// Write requests that reached the API server.
     pub writes: i64,
     /// How many objects ended in each state.
     pub tally: ObjectTally,
     /// The first failures, for the cluster's message.
     pub problems: Vec<String>,
+    /// Objects that reached a final state in this run.
+    pub finished: BTreeSet<ObjectRef>,
 }
 
 impl ClusterOutcome {
@@ -91,9 +111,36 @@ impl ClusterOutcome {
         self.tally.count(state)
     }
 
-    fn unreachable(error: PushError) -> ClusterOutcome {
+    /// Adds a later run's results (after an outage) to this one's.
+    pub fn absorb(&mut self, later: ClusterOutcome) {
+        self.writes += later.writes;
+        for (state, n) in later.tally.counts {
+            *self.tally.counts.entry(state).or_default() += n;
+        }
+        self.tally.unreachable |= later.tally.unreachable;
+        for problem in later.problems {
+            if self.problems.len() < 5 {
+                self.problems.push(problem);
+            }
+        }
+        self.finished.extend(later.finished);
+        self.failure = later.failure;
+        self.interrupted = later.interrupted;
+    }
+
+    /// The run could not start or go on: a permanent failure, or an interruption.
+    fn stopped(error: PushError, gate: &Gate) -> ClusterOutcome {
+        let interrupted = gate
+            .interruption()
+            .or_else(|| is_outage(&error).then(|| Interruption::Outage(error.to_string())));
+        if interrupted.is_some() {
+            return ClusterOutcome {
+                interrupted,
+                ..ClusterOutcome::default()
+            };
+        }
         ClusterOutcome {
-            unreachable: Some(error),
+            failure: Some(error),
             tally: ObjectTally {
                 unreachable: true,
                 ..ObjectTally::default()
@@ -103,12 +150,13 @@ impl ClusterOutcome {
     }
 }
 
-fn selector(labels: &BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+/// Whether a failure is the API server not answering (an outage to wait out).
+fn is_outage(error: &PushError) -> bool {
+    match error {
+        PushError::Unreachable { source, .. } => unanswered(source),
+        PushError::During { source, .. } => is_outage(source),
+        _ => false,
+    }
 }
 
 fn api_for(client: &kube::Client, key: &ObjectRef) -> Api<DynamicObject> {
@@ -119,15 +167,12 @@ fn api_for(client: &kube::Client, key: &ObjectRef) -> Api<DynamicObject> {
     )
 }
 
-fn to_value(object: &DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
-}
-
 /// Checks (by API discovery) that the cluster serves the Istio kinds meshintent writes, so that
 /// a cluster without Istio fails with one clear message instead of a 404 per object.
 pub async fn check_istio_served(
     client: &kube::Client,
     retry: &RetryPolicy,
+    gate: &Gate,
 ) -> Result<(), PushError> {
     for group in [crate::istio::GROUP_NETWORKING, crate::istio::GROUP_SECURITY] {
         let kinds: Vec<IstioKind> = IstioKind::ALL
@@ -136,7 +181,7 @@ pub async fn check_istio_served(
             .collect();
         let api_version = kinds[0].api_version();
         let (served, _) =
-            with_retries(retry, || client.list_api_group_resources(api_version)).await;
+            with_retries(retry, gate, || client.list_api_group_resources(api_version)).await;
         let served = match served {
             Ok(list) => list,
             Err(kube::Error::Api(status)) if status.code == 404 => {
@@ -157,95 +202,59 @@ pub async fn check_istio_served(
     Ok(())
 }
 
-/// Every object of the set on the cluster, found by its labels (all namespaces).
-pub async fn list_owned(
-    client: &kube::Client,
-    cluster: &Name,
-    set_labels: &BTreeMap<String, String>,
-    retry: &RetryPolicy,
-) -> Result<BTreeMap<ObjectRef, Value>, PushError> {
-    let params = ListParams::default().labels(&selector(set_labels));
-    let mut out = BTreeMap::new();
-    for kind in IstioKind::ALL {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(kind));
-        let (list, _) = with_retries(retry, || api.list(&params)).await;
-        let list = list
-            .map_err(|e| PushError::from_kube(e).during(format!("cannot list {kind} objects")))?;
-        for item in &list.items {
-            let mut value = to_value(item);
-            value["apiVersion"] = Value::String(kind.api_version().to_owned());
-            value["kind"] = Value::String(kind.name().to_owned());
-            let namespace = item.metadata.namespace.as_deref().unwrap_or_default();
-            let name = item.metadata.name.as_deref().unwrap_or_default();
-            // The API server validates names, so a name that does not parse is a broken answer.
-            // Skipped rather than failing the cluster: this list only supplies prune candidates
-            // and the live copies the ownership check reads (no desired object can have such a
-            // name), so a skipped object is one meshintent neither deletes nor reports as extra,
-            // left alone like any object it does not own; an error would instead block every
-            // deploy and terminate of the set on this cluster.
-            let key = match ObjectRef::parse(cluster.clone(), kind, namespace, name) {
-                Ok(key) => key,
-                Err(e) => {
-                    tracing::warn!(%cluster, error = %e, "skipping a listed object that has no valid name");
-                    continue;
-                }
-            };
-            out.insert(key, value);
-        }
-    }
-    Ok(out)
+/// What working on one object came to.
+enum Step {
+    /// It reached a final or failed state, after `sent` requests that reached the server.
+    Done { sent: i64, event: ObjectEvent },
+    /// Not done: the gate closed first (outage or halt); it stays pending.
+    Paused { sent: i64 },
 }
 
-/// Who owns an object found on the cluster: None when it is this set's.
-fn foreign_owner(live: &Value, set_labels: &BTreeMap<String, String>) -> Option<String> {
-    let labels = &live["metadata"]["labels"];
-    if labels[MANAGED_BY].as_str() != Some(MANAGED_BY_VALUE) {
-        return Some(format!(
-            "exists and is not managed by meshintent (no {MANAGED_BY}: {MANAGED_BY_VALUE} label); left untouched"
-        ));
+/// A failed request: the object failed; or it waits for the next run, when the request got no
+/// answer (the cluster is then unreachable) or the gate closed on a failure that may pass.
+fn failed_or_paused(error: kube::Error, sent: u32, gate: &Gate, event: ObjectEvent) -> Step {
+    let sent = i64::from(sent);
+    if unanswered(&error) {
+        gate.trip(&error);
+        return Step::Paused { sent };
     }
-    let mismatch = set_labels
-        .iter()
-        .any(|(k, v)| labels[k].as_str() != Some(v.as_str()));
-    mismatch.then(|| {
-        let owner: Vec<&str> = [
-            crate::generate::naming::LABEL_PROJECT,
-            crate::generate::naming::LABEL_COMPOSITE_APP,
-            crate::generate::naming::LABEL_VERSION,
-            crate::generate::naming::LABEL_SET,
-        ]
-        .iter()
-        .map(|k| labels[*k].as_str().unwrap_or("?"))
-        .collect();
-        format!(
-            "belongs to traffic intent set {}; left untouched",
-            owner.join("/")
-        )
-    })
-}
-
-/// What one object came to, for the cluster's outcome.
-struct Tally {
-    writes: i64,
-    state: ObjectState,
-    /// A failure or conflict, for the cluster's message.
-    problem: Option<String>,
+    if gate.is_closed() && is_transient(&error) {
+        return Step::Paused { sent };
+    }
+    Step::Done {
+        sent,
+        event: ObjectEvent {
+            state: ObjectState::Failed,
+            message: Some(describe(&error)),
+            ..event
+        },
+    }
 }
 
 /// Applies the plan: every desired object in apply order (in parallel within a kind), then
-/// prunes what the set has there but no longer wants, in reverse order.
+/// prunes what the set has there but no longer wants, in reverse order. Stops early, leaving
+/// the rest pending, when the gate closes.
 pub async fn run_cluster<R: Recorder>(
     client: &kube::Client,
     plan: ClusterPlan,
     settings: &PushSettings,
     recorder: &R,
+    gate: &Gate,
 ) -> ClusterOutcome {
-    if let Err(error) = check_istio_served(client, &settings.retry).await {
-        return ClusterOutcome::unreachable(error);
+    if let Err(error) = check_istio_served(client, &settings.retry, gate).await {
+        return ClusterOutcome::stopped(error, gate);
     }
-    let owned = match list_owned(client, &plan.cluster, &plan.set_labels, &settings.retry).await {
-        Ok(owned) => owned,
-        Err(error) => return ClusterOutcome::unreachable(error),
+    let live = match list_all(
+        client,
+        &plan.cluster,
+        &plan.set_labels,
+        &settings.retry,
+        gate,
+    )
+    .await
+    {
+        Ok(live) => live,
+        Err(error) => return ClusterOutcome::stopped(error, gate),
     };
     let mut outcome = ClusterOutcome::default();
     let ClusterPlan {
@@ -258,7 +267,7 @@ pub async fn run_cluster<R: Recorder>(
     let wanted: BTreeSet<ObjectRef> = desired.iter().map(|d| d.key.clone()).collect();
     let stale: BTreeSet<ObjectRef> = inventory
         .iter()
-        .chain(owned.keys())
+        .chain(live.owned.keys())
         .filter(|k| k.cluster == cluster && !wanted.contains(k) && !finished.contains(k))
         .cloned()
         .collect();
@@ -266,8 +275,8 @@ pub async fn run_cluster<R: Recorder>(
     let concurrency = settings.object_concurrency.max(1);
     let pending = desired.into_iter().filter(|d| !finished.contains(&d.key));
     for tier in tiers(pending, |d| d.key.kind.apply_order()).into_values() {
-        run_tier(&mut outcome, tier, concurrency, recorder, |d| {
-            apply_one(client, &set_labels, &owned, d, settings)
+        run_tier(&mut outcome, tier, concurrency, recorder, gate, |d| {
+            apply_one(client, &set_labels, &live, d, settings, gate)
         })
         .await;
     }
@@ -275,11 +284,12 @@ pub async fn run_cluster<R: Recorder>(
         .into_values()
         .rev()
     {
-        run_tier(&mut outcome, tier, concurrency, recorder, |key| {
-            prune_one(client, &set_labels, &owned, key, settings)
+        run_tier(&mut outcome, tier, concurrency, recorder, gate, |key| {
+            prune_one(client, &live, key, settings, gate)
         })
         .await;
     }
+    outcome.interrupted = gate.interruption();
     outcome
 }
 
@@ -295,67 +305,91 @@ fn tiers<T>(
     tiers
 }
 
-/// Works on one tier, `concurrency` objects at a time, recording each object as it ends.
+/// Works on one tier, `concurrency` objects at a time; nothing new starts once the gate is
+/// closed. Finished objects are recorded beside the work, in batches of whatever finished while
+/// the previous batch was being written, so recording never holds up the requests.
 async fn run_tier<T, F, R>(
     outcome: &mut ClusterOutcome,
     tier: Vec<T>,
     concurrency: usize,
     recorder: &R,
+    gate: &Gate,
     mut work: impl FnMut(T) -> F,
 ) where
-    F: Future<Output = (i64, ObjectEvent)>,
+    F: Future<Output = Step>,
     R: Recorder,
 {
-    let tallies: Vec<Tally> = stream::iter(tier)
-        .map(|item| run_one(recorder, work(item)))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    for tally in tallies {
-        outcome.writes += tally.writes;
-        *outcome.tally.counts.entry(tally.state).or_default() += 1;
-        if let Some(problem) = tally.problem
-            && outcome.problems.len() < 5
-        {
-            outcome.problems.push(problem);
+    let (finished, mut to_record) = tokio::sync::mpsc::unbounded_channel::<ObjectEvent>();
+    let steps = stream::iter(tier)
+        .map(|item| {
+            let step = work(item);
+            async move {
+                if gate.is_closed() {
+                    return Step::Paused { sent: 0 };
+                }
+                step.await
+            }
+        })
+        .buffer_unordered(concurrency);
+    // Owns the sender: it goes when the work is done (join! drops a finished future), and
+    // the recording loop below then ends.
+    let produce = steps.for_each(move |step| {
+        match step {
+            Step::Paused { sent } => outcome.writes += sent,
+            Step::Done { sent, event } => {
+                outcome.writes += sent;
+                tally(outcome, &event);
+                // The receiver lives until every sender is gone.
+                let _ = finished.send(event);
+            }
         }
-    }
+        std::future::ready(())
+    });
+    let record = async {
+        while let Some(first) = to_record.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match to_record.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = recorder.record(batch).await {
+                tracing::error!(error = %e, "recording deploy progress failed");
+            }
+        }
+    };
+    tokio::join!(produce, record);
 }
 
-/// Works on one object and records what happened.
-async fn run_one<R: Recorder>(
-    recorder: &R,
-    work: impl Future<Output = (i64, ObjectEvent)>,
-) -> Tally {
-    let (writes, event) = work.await;
-    let problem = event.state.is_problem().then(|| {
-        format!(
+/// Counts one object's end in the cluster's outcome.
+fn tally(outcome: &mut ClusterOutcome, event: &ObjectEvent) {
+    *outcome.tally.counts.entry(event.state).or_default() += 1;
+    if event.state.is_final() {
+        outcome.finished.insert(event.key.clone());
+    }
+    if event.state.is_problem() && outcome.problems.len() < 5 {
+        outcome.problems.push(format!(
             "{} {}/{}: {}",
             event.key.kind,
             event.key.namespace,
             event.key.name,
-            event.message.clone().unwrap_or_default()
-        )
-    });
-    let state = event.state;
-    if let Err(e) = recorder.record(event).await {
-        tracing::error!(error = %e, "recording deploy progress failed");
-    }
-    Tally {
-        writes,
-        state,
-        problem,
+            event.message.as_deref().unwrap_or_default()
+        ));
     }
 }
 
-/// Applies one object: the write requests sent, and what happened.
+/// Applies one object. What is on the cluster comes from the LIST, so an object needs no
+/// request of its own unless it must change: one apply, plus one JSON patch when other
+/// managers added fields to it.
 async fn apply_one(
     client: &kube::Client,
     set_labels: &BTreeMap<String, String>,
-    owned: &BTreeMap<ObjectRef, Value>,
+    live: &LiveObjects,
     desired: DesiredObject,
     settings: &PushSettings,
-) -> (i64, ObjectEvent) {
+    gate: &Gate,
+) -> Step {
     let DesiredObject { key, object } = desired;
     let event = |state, message: Option<String>, hash: Option<String>| ObjectEvent {
         key: key.clone(),
@@ -368,54 +402,85 @@ async fn apply_one(
     // The one serialization of the typed object: what the PATCH sends.
     let mut object = match serde_json::to_value(&object) {
         Ok(value) => value,
-        Err(e) => return (0, event(ObjectState::Failed, Some(e.to_string()), None)),
+        Err(e) => {
+            return Step::Done {
+                sent: 0,
+                event: event(ObjectState::Failed, Some(e.to_string()), None),
+            };
+        }
     };
     let hash = desired_hash(&object);
     object["metadata"]["annotations"][ANNOTATION_HASH] = Value::String(hash.clone());
 
-    let live = match owned.get(&key) {
-        Some(live) => Some(live.clone()),
-        None => {
-            let (found, _) = with_retries(&settings.retry, || api.get_opt(key.name.as_str())).await;
-            match found {
-                Ok(found) => found.map(|o| to_value(&o)),
-                Err(e) => return (0, event(ObjectState::Failed, Some(describe(&e)), None)),
+    let mut sent = 0;
+    let mut repaired = None;
+    if let Some(current) = live.get(&key) {
+        if let Some(owner) = foreign_owner(current, set_labels) {
+            return Step::Done {
+                sent: 0,
+                event: event(ObjectState::Conflict, Some(owner), None),
+            };
+        }
+        let foreign = foreign_fields(current, &object);
+        let current = if foreign.is_empty() {
+            Cow::Borrowed(current)
+        } else {
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            let patch: Patch<()> = Patch::Json(foreign.removal());
+            let (result, n) = with_retries(&settings.retry, gate, || {
+                api.patch(key.name.as_str(), &params, &patch)
+            })
+            .await;
+            sent += n;
+            if let Err(e) = result {
+                return failed_or_paused(e, sent, gate, event(ObjectState::Failed, None, None));
             }
-        }
-    };
-    if let Some(live) = &live {
-        if let Some(owner) = foreign_owner(live, set_labels) {
-            return (0, event(ObjectState::Conflict, Some(owner), None));
-        }
+            repaired = Some(foreign.describe());
+            Cow::Owned(foreign.removed_from(current))
+        };
         let recorded =
-            live["metadata"]["annotations"][ANNOTATION_HASH].as_str() == Some(hash.as_str());
-        if recorded && content_hash(live, &object) == hash {
-            return (0, event(ObjectState::Unchanged, None, Some(hash)));
+            current["metadata"]["annotations"][ANNOTATION_HASH].as_str() == Some(hash.as_str());
+        if recorded && content_hash(&current, &object) == hash {
+            let state = match repaired {
+                Some(_) => ObjectState::Applied,
+                None => ObjectState::Unchanged,
+            };
+            return Step::Done {
+                sent: i64::from(sent),
+                event: event(state, repaired, Some(hash)),
+            };
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let started = Instant::now();
     let patch = Patch::Apply(&object);
-    let (result, attempts) = with_retries(&settings.retry, || {
+    let (result, n) = with_retries(&settings.retry, gate, || {
         api.patch(key.name.as_str(), &params, &patch)
     })
     .await;
+    sent += n;
     metrics::histogram!("meshintent_apply_seconds").record(started.elapsed().as_secs_f64());
-    let event = match result {
-        Ok(_) => event(ObjectState::Applied, None, Some(hash)),
-        Err(e) => event(ObjectState::Failed, Some(describe(&e)), None),
-    };
-    (i64::from(attempts), event)
+    match result {
+        Ok(_) => Step::Done {
+            sent: i64::from(sent),
+            event: event(ObjectState::Applied, repaired, Some(hash)),
+        },
+        Err(e) => failed_or_paused(e, sent, gate, event(ObjectState::Failed, None, None)),
+    }
 }
 
-/// Deletes one object the set no longer wants: the write requests sent, and what happened.
+/// Deletes one object the set no longer wants. The LIST says whether it is still there and
+/// still the set's; only a delete is sent.
 async fn prune_one(
     client: &kube::Client,
-    set_labels: &BTreeMap<String, String>,
-    owned: &BTreeMap<ObjectRef, Value>,
+    live: &LiveObjects,
     key: ObjectRef,
     settings: &PushSettings,
-) -> (i64, ObjectEvent) {
+    gate: &Gate,
+) -> Step {
     let event = |state, message: Option<String>| ObjectEvent {
         key: key.clone(),
         operation: Operation::Delete,
@@ -423,31 +488,34 @@ async fn prune_one(
         message,
         hash: None,
     };
-    let api = api_for(client, &key);
-    // Objects the inventory lists but the label selector did not find: confirm before deleting.
-    if !owned.contains_key(&key) {
-        let (found, _) = with_retries(&settings.retry, || api.get_opt(key.name.as_str())).await;
-        match found {
-            Ok(None) => return (0, event(ObjectState::Pruned, Some("already gone".into()))),
-            Ok(Some(live)) => {
-                if let Some(owner) = foreign_owner(&to_value(&live), set_labels) {
-                    return (0, event(ObjectState::Conflict, Some(owner)));
-                }
-            }
-            Err(e) => return (0, event(ObjectState::Failed, Some(describe(&e)))),
-        }
+    if !live.owned.contains_key(&key) {
+        let event = match live.others.get(&key) {
+            // The inventory lists it, but it is no longer labelled as the set's.
+            Some(_) => event(
+                ObjectState::Conflict,
+                Some("no longer labelled as this set's; left untouched".into()),
+            ),
+            None => event(ObjectState::Pruned, Some("already gone".into())),
+        };
+        return Step::Done { sent: 0, event };
     }
+    let api = api_for(client, &key);
     let params = DeleteParams::default();
-    let (result, attempts) =
-        with_retries(&settings.retry, || api.delete(key.name.as_str(), &params)).await;
-    let event = match result {
-        Ok(_) => event(ObjectState::Pruned, None),
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            event(ObjectState::Pruned, Some("already gone".into()))
-        }
-        Err(e) => event(ObjectState::Failed, Some(describe(&e))),
+    let (result, sent) = with_retries(&settings.retry, gate, || {
+        api.delete(key.name.as_str(), &params)
+    })
+    .await;
+    let done = |event| Step::Done {
+        sent: i64::from(sent),
+        event,
     };
-    (i64::from(attempts), event)
+    match result {
+        Ok(_) => done(event(ObjectState::Pruned, None)),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            done(event(ObjectState::Pruned, Some("already gone".into())))
+        }
+        Err(e) => failed_or_paused(e, sent, gate, event(ObjectState::Failed, None)),
+    }
 }
 
 /// Compares the desired objects with what the cluster has.

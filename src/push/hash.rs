@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 pub const ANNOTATION_HASH: &str = "meshintent.io/spec-hash";
 
 /// Object keys sorted at every level, so that equal content hashes equally whatever the order
-/// a server returns it in.
+/// a server returns it in; whole-number floats as integers, because the API server stores a
+/// custom resource's `10.0` as `10` and the two must compare equal.
 fn canonical(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
@@ -20,6 +21,11 @@ fn canonical(value: &Value) -> Value {
             Value::Object(out)
         }
         Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        Value::Number(n) => match n.as_f64() {
+            // Below 2^53 every whole float is exactly an i64.
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => value.clone(),
+        },
         other => other.clone(),
     }
 }
@@ -67,6 +73,15 @@ mod tests {
         let a = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1, "y": {"p": 1, "q": 2}}});
         let b = json!({"spec": {"y": {"q": 2, "p": 1}, "x": 1}, "metadata": {"labels": {"b": "2", "a": "1"}}});
         assert_eq!(desired_hash(&a), desired_hash(&b));
+    }
+
+    #[test]
+    fn whole_number_floats_hash_as_the_integers_the_api_server_stores() {
+        let sent = json!({"spec": {"fault": {"abort": {"percentage": {"value": 10.0}}}}});
+        let stored = json!({"spec": {"fault": {"abort": {"percentage": {"value": 10}}}}});
+        assert_eq!(desired_hash(&sent), desired_hash(&stored));
+        let fraction = json!({"spec": {"fault": {"abort": {"percentage": {"value": 10.5}}}}});
+        assert_ne!(desired_hash(&fraction), desired_hash(&stored));
     }
 
     #[test]

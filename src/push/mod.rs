@@ -4,11 +4,15 @@
 pub mod cluster;
 pub mod connect;
 pub mod error;
+pub mod foreign;
+pub mod gate;
 pub mod hash;
 pub mod kinds;
+pub mod live;
 pub mod retry;
 
 pub use cluster::{ClusterOutcome, ClusterPlan, ObjectEvent, PushSettings, Recorder};
 pub use connect::{ClusterAccess, ClusterClients};
 pub use error::PushError;
+pub use gate::{Gate, Halt, Interruption, OutagePolicy};
 pub use retry::RetryPolicy;

@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::gate::{Gate, unanswered};
+
 /// How persistent to be with a cluster.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -56,10 +58,13 @@ pub fn describe(error: &kube::Error) -> String {
     }
 }
 
-/// Runs `call` until it succeeds, fails permanently, or runs out of attempts. Returns the
-/// result and the number of attempts made.
+/// Runs `call` until it succeeds, fails permanently, runs out of attempts or the gate closes
+/// (the cluster stopped answering, or the worker is stopping). Returns the result and the
+/// number of attempts that reached the API server (a refused connection is not a request the
+/// server saw).
 pub async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
+    gate: &Gate,
     mut call: F,
 ) -> (Result<T, kube::Error>, u32)
 where
@@ -67,15 +72,26 @@ where
     Fut: Future<Output = Result<T, kube::Error>>,
 {
     let mut attempt = 1;
+    let mut sent = 0;
     loop {
-        match call().await {
-            Ok(value) => return (Ok(value), attempt),
-            Err(error) if is_transient(&error) && attempt < policy.attempts => {
+        let result = call().await;
+        gate.observe(&result);
+        if !matches!(&result, Err(e) if unanswered(e)) {
+            sent += 1;
+        }
+        match result {
+            Ok(value) => return (Ok(value), sent),
+            Err(error)
+                if is_transient(&error) && attempt < policy.attempts && !gate.is_closed() =>
+            {
                 tracing::debug!(attempt, error = %describe(&error), "transient failure, retrying");
-                tokio::time::sleep(policy.delay(attempt)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(policy.delay(attempt)) => {}
+                    _ = gate.closed() => return (Err(error), sent),
+                }
                 attempt += 1;
             }
-            Err(error) => return (Err(error), attempt),
+            Err(error) => return (Err(error), sent),
         }
     }
 }
@@ -122,17 +138,20 @@ mod tests {
             max_delay: Duration::from_millis(2),
         };
         let mut calls = 0;
-        let (result, attempts) = with_retries(&policy, || {
+        let gate = Gate::unhalted();
+        let (result, attempts) = with_retries(&policy, &gate, || {
             calls += 1;
             let fail = calls < 3;
             async move { if fail { Err(api(503)) } else { Ok(calls) } }
         })
         .await;
         assert_eq!((result.unwrap(), attempts), (3, 3));
-        let (result, attempts) = with_retries(&policy, || async { Err::<(), _>(api(422)) }).await;
+        let (result, attempts) =
+            with_retries(&policy, &gate, || async { Err::<(), _>(api(422)) }).await;
         assert!(result.is_err());
         assert_eq!(attempts, 1);
-        let (result, attempts) = with_retries(&policy, || async { Err::<(), _>(api(500)) }).await;
+        let (result, attempts) =
+            with_retries(&policy, &gate, || async { Err::<(), _>(api(500)) }).await;
         assert!(result.is_err());
         assert_eq!(attempts, 4);
     }

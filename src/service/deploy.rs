@@ -21,7 +21,9 @@ use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::error::{Error, Result};
 use crate::generate::naming;
 use crate::push::{ClusterAccess, ClusterClients, PushError};
-use crate::store::{ClusterRow, DeploymentRow, NewDeployment, ObjectRow, ROOT_ID, Tx};
+use crate::store::{
+    ClusterRow, DeploymentRow, NewDeployment, ObjectProgress, ObjectRow, ROOT_ID, Tx,
+};
 
 /// A deployment in a list.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -297,15 +299,22 @@ impl Service {
             tx.insert_deployment_cluster(id, cluster, ClusterState::Pending)
                 .await?;
         }
-        for (cluster, objects) in &manifests {
-            for object in objects {
-                // Never fails: the generator names objects after validated names.
-                let key =
-                    ObjectRef::of(cluster, object).map_err(|e| Error::internal("enqueue", e))?;
-                tx.upsert_object_state(id, &key, Operation::Apply, ObjectState::Desired, None)
-                    .await?;
-            }
-        }
+        // Never fails: the generator names objects after validated names.
+        let keys = manifests
+            .iter()
+            .flat_map(|(cluster, objects)| objects.iter().map(move |o| ObjectRef::of(cluster, o)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::internal("enqueue", e))?;
+        let desired: Vec<ObjectProgress<'_>> = keys
+            .iter()
+            .map(|key| ObjectProgress {
+                key,
+                operation: Operation::Apply,
+                state: ObjectState::Desired,
+                message: None,
+            })
+            .collect();
+        tx.upsert_object_states(id, &desired).await?;
         let row = tx
             .deployment(id)
             .await?

@@ -282,19 +282,23 @@ const INSERT_CLUSTER: &str = "INSERT INTO deployment_clusters (deployment_id, cl
 const CLUSTERS: &str = "SELECT cluster, state, message, writes, updated_at FROM deployment_clusters WHERE deployment_id = $1 ORDER BY cluster";
 const SET_CLUSTER: &str = "UPDATE deployment_clusters SET state = $3, message = $4, writes = writes + $5, updated_at = $6 \
      WHERE deployment_id = $1 AND cluster = $2";
-const UPSERT_OBJECT: &str = "INSERT INTO deployment_objects (deployment_id, cluster, api_version, kind, namespace, name, operation, state, message, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-     ON CONFLICT (deployment_id, cluster, api_version, kind, namespace, name) \
+/// Rows per multi-row statement: 500 rows of at most 8 values stay far below the bind limits
+/// of both backends (SQLite 32,766, PostgreSQL 65,535).
+const BATCH_ROWS: usize = 500;
+/// `$1` deployment, `$2` time; per row: the object's five key columns, operation, state, message.
+const UPSERT_OBJECTS_HEAD: &str = "INSERT INTO deployment_objects (deployment_id, updated_at, cluster, api_version, kind, namespace, name, operation, state, message) VALUES ";
+const UPSERT_OBJECTS_TAIL: &str = " ON CONFLICT (deployment_id, cluster, api_version, kind, namespace, name) \
      DO UPDATE SET operation = excluded.operation, state = excluded.state, message = excluded.message, updated_at = excluded.updated_at";
 const OBJECTS: &str = "SELECT cluster, api_version, kind, namespace, name, operation, state, message, updated_at \
      FROM deployment_objects WHERE deployment_id = $1 ORDER BY cluster, api_version, kind, namespace, name";
 const INVENTORY: &str = "SELECT cluster, api_version, kind, namespace, name, spec_hash FROM deployed_objects \
      WHERE set_id = $1 ORDER BY cluster, api_version, kind, namespace, name";
-const UPSERT_INVENTORY: &str = "INSERT INTO deployed_objects (set_id, cluster, api_version, kind, namespace, name, spec_hash, deployment_id, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     ON CONFLICT (set_id, cluster, api_version, kind, namespace, name) \
+/// `$1` set, `$2` deployment, `$3` time; per row: the object's five key columns and its hash.
+const UPSERT_INVENTORY_HEAD: &str = "INSERT INTO deployed_objects (set_id, deployment_id, updated_at, cluster, api_version, kind, namespace, name, spec_hash) VALUES ";
+const UPSERT_INVENTORY_TAIL: &str = " ON CONFLICT (set_id, cluster, api_version, kind, namespace, name) \
      DO UPDATE SET spec_hash = excluded.spec_hash, deployment_id = excluded.deployment_id, updated_at = excluded.updated_at";
-const DELETE_INVENTORY: &str = "DELETE FROM deployed_objects WHERE set_id = $1 AND cluster = $2 AND api_version = $3 AND kind = $4 AND namespace = $5 AND name = $6";
+/// `$1` set; per row: the object's five key columns (a row-value list, which both backends have).
+const DELETE_INVENTORY_HEAD: &str = "DELETE FROM deployed_objects WHERE set_id = $1 AND (cluster, api_version, kind, namespace, name) IN (";
 const INVENTORY_IN_SUBTREE: &str = "SELECT COUNT(*) FROM deployed_objects WHERE set_id IN ( \
      WITH RECURSIVE subtree(id) AS ( \
        SELECT id FROM resources WHERE id = $1 \
@@ -303,6 +307,7 @@ const INVENTORY_IN_SUBTREE: &str = "SELECT COUNT(*) FROM deployed_objects WHERE 
 /// Binds the unfinished states as `$1, $2, $3`.
 const QUEUE_DEPTH: &str = "SELECT COUNT(*) FROM deployments WHERE state IN ($1, $2, $3)";
 const RENEW: &str = "UPDATE deployments SET claimed_until = $3 WHERE id = $1 AND claimed_by = $2";
+const RELEASE: &str = "UPDATE deployments SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2";
 const FINISH: &str = "UPDATE deployments SET state = $3, message = $4, finished_at = $5, claimed_by = NULL, claimed_until = NULL \
      WHERE id = $1 AND claimed_by = $2";
 
@@ -318,6 +323,52 @@ const CLAIMABLE: &str = "SELECT d.id FROM deployments d \
 const CLAIM: &str = "UPDATE deployments SET claimed_by = $2, claimed_until = $3, started_at = COALESCE(started_at, $4), \
        state = CASE WHEN action = $5 THEN $6 ELSE $7 END \
      WHERE id = $1 AND (claimed_until IS NULL OR claimed_until < $4)";
+
+/// One object's progress in a deployment, as recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectProgress<'a> {
+    pub key: &'a ObjectRef,
+    pub operation: Operation,
+    pub state: ObjectState,
+    pub message: Option<&'a str>,
+}
+
+/// A multi-row statement: `head`, then `rows` tuples, each `row_prefix` (the statement's shared
+/// parameters a row repeats, such as `$1, $2, `) followed by `width` placeholders numbered from
+/// `first` on, then `tail`.
+fn batch_sql(
+    head: &str,
+    row_prefix: &str,
+    first: usize,
+    width: usize,
+    rows: usize,
+    tail: &str,
+) -> String {
+    let tuples: Vec<String> = (0..rows)
+        .map(|row| {
+            let start = first + row * width;
+            let params: Vec<String> = (start..start + width).map(|p| format!("${p}")).collect();
+            format!("({row_prefix}{})", params.join(", "))
+        })
+        .collect();
+    format!("{head}{}{tail}", tuples.join(", "))
+}
+
+/// Binds an object's identity: cluster, apiVersion, kind, namespace, name.
+fn bind_key<'q, DB: sqlx::Database>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    key: &'q ObjectRef,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(key.cluster.as_str())
+        .bind(key.kind.api_version())
+        .bind(key.kind.name())
+        .bind(key.namespace.as_str())
+        .bind(key.name.as_str())
+}
 
 /// A new deployment row.
 pub struct NewDeployment {
@@ -397,29 +448,35 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn upsert_object_state(
+    /// Records the progress of many objects in one statement per `BATCH_ROWS` rows.
+    pub async fn upsert_object_states(
         &mut self,
         deployment: Uuid,
-        key: &ObjectRef,
-        operation: Operation,
-        state: ObjectState,
-        message: Option<&str>,
+        rows: &[ObjectProgress<'_>],
     ) -> StoreResult<()> {
-        on_conn!(self, |c| {
-            sqlx::query(UPSERT_OBJECT)
-                .bind(deployment)
-                .bind(key.cluster.as_str())
-                .bind(key.kind.api_version())
-                .bind(key.kind.name())
-                .bind(key.namespace.as_str())
-                .bind(key.name.as_str())
-                .bind(operation.as_str())
-                .bind(state.as_str())
-                .bind(message)
-                .bind(now())
-                .execute(&mut *c)
-                .await?;
-        });
+        let now = now();
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let sql = batch_sql(
+                UPSERT_OBJECTS_HEAD,
+                "$1, $2, ",
+                3,
+                8,
+                chunk.len(),
+                UPSERT_OBJECTS_TAIL,
+            );
+            on_conn!(self, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(deployment)
+                    .bind(now);
+                for row in chunk {
+                    q = bind_key(q, row.key)
+                        .bind(row.operation.as_str())
+                        .bind(row.state.as_str())
+                        .bind(row.message);
+                }
+                q.execute(&mut *c).await?;
+            });
+        }
         Ok(())
     }
 
@@ -507,42 +564,49 @@ impl Tx {
         typed(rows)
     }
 
+    /// Records what a deployment left on the clusters: each object with its content hash.
     pub async fn upsert_inventory(
         &mut self,
         set_id: Uuid,
-        key: &ObjectRef,
-        spec_hash: &str,
         deployment: Uuid,
+        rows: &[(&ObjectRef, &str)],
     ) -> StoreResult<()> {
-        on_conn!(self, |c| {
-            sqlx::query(UPSERT_INVENTORY)
-                .bind(set_id)
-                .bind(key.cluster.as_str())
-                .bind(key.kind.api_version())
-                .bind(key.kind.name())
-                .bind(key.namespace.as_str())
-                .bind(key.name.as_str())
-                .bind(spec_hash)
-                .bind(deployment)
-                .bind(now())
-                .execute(&mut *c)
-                .await?;
-        });
+        let now = now();
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let sql = batch_sql(
+                UPSERT_INVENTORY_HEAD,
+                "$1, $2, $3, ",
+                4,
+                6,
+                chunk.len(),
+                UPSERT_INVENTORY_TAIL,
+            );
+            on_conn!(self, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(set_id)
+                    .bind(deployment)
+                    .bind(now);
+                for (key, hash) in chunk {
+                    q = bind_key(q, key).bind(*hash);
+                }
+                q.execute(&mut *c).await?;
+            });
+        }
         Ok(())
     }
 
-    pub async fn delete_inventory(&mut self, set_id: Uuid, key: &ObjectRef) -> StoreResult<()> {
-        on_conn!(self, |c| {
-            sqlx::query(DELETE_INVENTORY)
-                .bind(set_id)
-                .bind(key.cluster.as_str())
-                .bind(key.kind.api_version())
-                .bind(key.kind.name())
-                .bind(key.namespace.as_str())
-                .bind(key.name.as_str())
-                .execute(&mut *c)
-                .await?;
-        });
+    /// Forgets objects the set no longer has on a cluster.
+    pub async fn delete_inventory(&mut self, set_id: Uuid, keys: &[&ObjectRef]) -> StoreResult<()> {
+        for chunk in keys.chunks(BATCH_ROWS) {
+            let sql = batch_sql(DELETE_INVENTORY_HEAD, "", 2, 5, chunk.len(), ")");
+            on_conn!(self, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(set_id);
+                for key in chunk {
+                    q = bind_key(q, key);
+                }
+                q.execute(&mut *c).await?;
+            });
+        }
         Ok(())
     }
 
@@ -632,6 +696,20 @@ impl Tx {
                 .bind(id)
                 .bind(worker)
                 .bind(until)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Gives a claimed deployment back unfinished, so that another worker takes it at once
+    /// instead of after the lease (a worker that is stopping).
+    pub async fn release_claim(&mut self, id: Uuid, worker: &str) -> StoreResult<bool> {
+        let n = on_conn!(self, |c| {
+            sqlx::query(RELEASE)
+                .bind(id)
+                .bind(worker)
                 .execute(&mut *c)
                 .await?
                 .rows_affected()

@@ -56,47 +56,55 @@ async fn apply_cli(app: &TestApp, file: &std::path::Path) -> (bool, String) {
     .unwrap()
 }
 
-both_backends!(apply_deploy_wait_converges_and_is_idempotent, |app| {
-    let a = FakeKube::start().await;
-    let b = FakeKube::start().await;
-    let file = std::env::temp_dir().join(format!("meshintent-apply-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&file, document(&a, &b)).unwrap();
+both_backends!(
+    apply_deploy_wait_converges_and_is_idempotent,
+    configure = |settings: &mut meshintent::configuration::Settings, _: &std::path::Path| {
+        settings.push.outage.give_up_after = std::time::Duration::from_secs(1);
+    },
+    |app| {
+        let a = FakeKube::start().await;
+        let b = FakeKube::start().await;
+        let file =
+            std::env::temp_dir().join(format!("meshintent-apply-{}.json", uuid::Uuid::new_v4()));
+        std::fs::write(&file, document(&a, &b)).unwrap();
 
-    let (ok, out) = apply_cli(&app, &file).await;
-    assert!(ok, "{out}");
-    assert!(out.contains("created /v2/clusters/cluster01"), "{out}");
-    assert!(out.contains("created /v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/inbound-intents/httpbin/clients/sleep/security-intents/status"), "{out}");
-    assert!(
+        let (ok, out) = apply_cli(&app, &file).await;
+        assert!(ok, "{out}");
+        assert!(out.contains("created /v2/clusters/cluster01"), "{out}");
+        assert!(out.contains("created /v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/inbound-intents/httpbin/clients/sleep/security-intents/status"), "{out}");
+        assert!(
         out.contains(
             "revision 1 Applied: cluster01 Applied (4/4 objects), cluster02 Applied (2/2 objects)"
         ),
         "{out}"
     );
-    assert_eq!(a.objects().len(), 4);
+        assert_eq!(a.objects().len(), 4);
 
-    // Running it again changes nothing: no resource, and no object on any cluster.
-    a.clear_requests();
-    b.clear_requests();
-    let (ok, out) = apply_cli(&app, &file).await;
-    assert!(ok, "{out}");
-    assert!(
-        !out.contains("created ") && !out.contains("replaced "),
-        "{out}"
-    );
-    assert!(
-        out.contains("unchanged /v2/clusters/cluster01"),
-        "the kubeconfig is not counted as a change: {out}"
-    );
-    assert_eq!((a.write_count(), b.write_count()), (0, 0));
+        // Running it again changes nothing: no resource, and no object on any cluster.
+        a.clear_requests();
+        b.clear_requests();
+        let (ok, out) = apply_cli(&app, &file).await;
+        assert!(ok, "{out}");
+        assert!(
+            !out.contains("created ") && !out.contains("replaced "),
+            "{out}"
+        );
+        assert!(
+            out.contains("unchanged /v2/clusters/cluster01"),
+            "the kubeconfig is not counted as a change: {out}"
+        );
+        assert_eq!((a.write_count(), b.write_count()), (0, 0));
 
-    // A cluster that is down: the deploy ends Degraded and apply exits non-zero, saying why.
-    b.stop().await;
-    let (ok, out) = apply_cli(&app, &file).await;
-    assert!(!ok, "{out}");
-    assert!(out.contains("Degraded"), "{out}");
-    assert!(out.contains("cluster02: cannot"), "{out}");
-    std::fs::remove_file(file).unwrap();
-});
+        // A cluster that is down: once the deploy gives up waiting for it, it ends Degraded and
+        // apply exits non-zero, saying why.
+        b.stop().await;
+        let (ok, out) = apply_cli(&app, &file).await;
+        assert!(!ok, "{out}");
+        assert!(out.contains("Degraded"), "{out}");
+        assert!(out.contains("cluster02: gave up after 1s"), "{out}");
+        std::fs::remove_file(file).unwrap();
+    }
+);
 
 #[test]
 fn apply_reports_document_errors_with_pointers_before_writing() {

@@ -11,7 +11,7 @@ use crate::fake_kube::{FailRule, FakeKube};
 use crate::helpers::{CA, SET, TestApp, httpbin_intent};
 
 /// Two clusters backed by fake API servers: httpbin on cluster01, sleep on cluster02 (direct).
-async fn seed(app: &TestApp) -> (FakeKube, FakeKube) {
+pub(crate) async fn seed(app: &TestApp) -> (FakeKube, FakeKube) {
     let a = FakeKube::start().await;
     let b = FakeKube::start().await;
     app.seed_storefront_with(&[a.kubeconfig(), b.kubeconfig()])
@@ -20,7 +20,7 @@ async fn seed(app: &TestApp) -> (FakeKube, FakeKube) {
     (a, b)
 }
 
-async fn deploy(app: &TestApp, action: &str) -> i64 {
+pub(crate) async fn deploy(app: &TestApp, action: &str) -> i64 {
     let reply = app
         .request(Method::POST, &format!("{SET}/{action}"), None, &[])
         .await
@@ -35,7 +35,7 @@ async fn deploy(app: &TestApp, action: &str) -> i64 {
 }
 
 /// Polls a deployment of the set `default` until it ends.
-async fn wait(app: &TestApp, revision: i64) -> Value {
+pub(crate) async fn wait(app: &TestApp, revision: i64) -> Value {
     wait_at(app, &format!("{SET}/deployments/{revision}")).await
 }
 
@@ -56,7 +56,7 @@ async fn wait_at(app: &TestApp, url: &str) -> Value {
     }
 }
 
-fn cluster<'a>(status: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn cluster<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["clusters"]
         .as_array()
         .unwrap()
@@ -65,7 +65,7 @@ fn cluster<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {status:#}"))
 }
 
-fn object_states(status: &Value, name: &str) -> BTreeMap<String, String> {
+pub(crate) fn object_states(status: &Value, name: &str) -> BTreeMap<String, String> {
     cluster(status, name)["objects"]
         .as_array()
         .unwrap()
@@ -84,7 +84,7 @@ fn object_states(status: &Value, name: &str) -> BTreeMap<String, String> {
 }
 
 /// meshintent's objects on a fake cluster, as `Kind/name`.
-fn managed(fake: &FakeKube) -> Vec<String> {
+pub(crate) fn managed(fake: &FakeKube) -> Vec<String> {
     let mut out: Vec<String> = fake
         .objects()
         .iter()
@@ -228,42 +228,59 @@ both_backends!(an_unchanged_redeploy_sends_no_write, |app| {
 });
 
 both_backends!(
-    a_cluster_that_is_down_fails_alone_and_recovers_on_redeploy,
+    a_cluster_that_is_down_waits_alone_and_resumes_when_it_answers,
     |app| {
         let (a, b) = seed(&app).await;
         b.stop().await;
-        let status = wait(&app, deploy(&app, "deploy").await).await;
-        assert_eq!(status["state"], "Degraded", "{status:#}");
-        assert_eq!(cluster(&status, "cluster01")["state"], "Applied");
-        let down = cluster(&status, "cluster02");
-        assert_eq!(down["state"], "Failed");
+        let revision = deploy(&app, "deploy").await;
+        // cluster01 is done while cluster02 waits, marked unreachable, its objects still pending.
+        let url = format!("{SET}/deployments/{revision}");
+        let waiting = wait_until(&app, &url, |s| {
+            cluster(s, "cluster01")["state"] == "Applied"
+                && cluster(s, "cluster02")["state"] == "Unreachable"
+        })
+        .await;
+        assert_eq!(waiting["state"], "Applying", "{waiting:#}");
+        let down = cluster(&waiting, "cluster02");
         assert!(
-            down["message"].as_str().unwrap().contains("cannot"),
+            down["message"]
+                .as_str()
+                .unwrap()
+                .contains("stopped answering"),
             "{down:#}"
         );
         assert!(
-            object_states(&status, "cluster02")
+            object_states(&waiting, "cluster02")
                 .values()
-                .all(|s| s == "failed")
+                .all(|s| s == "desired"),
+            "{down:#}"
         );
+        assert_eq!(down["writes"], 0, "refused connections are not writes");
         assert_eq!(managed(&a).len(), 4, "the healthy cluster was applied");
 
         b.restart().await;
-        a.clear_requests();
-        let status = wait(&app, deploy(&app, "deploy").await).await;
+        let status = wait(&app, revision).await;
         assert_eq!(status["state"], "Applied", "{status:#}");
-        assert_eq!(
-            cluster(&status, "cluster01")["writes"],
-            0,
-            "nothing to redo on cluster01"
-        );
-        assert_eq!(a.write_count(), 0);
         assert_eq!(
             managed(&b),
             ["DestinationRule/httpbin-dr", "ServiceEntry/httpbin-remote"]
         );
+        assert_eq!(cluster(&status, "cluster02")["writes"], 2);
     }
 );
+
+/// Polls the deployment at `url` until `done` holds (at most 20 s).
+pub(crate) async fn wait_until(app: &TestApp, url: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = app.get(url).await.expect(200).body;
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "never reached: {status:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 both_backends!(
     transient_errors_are_retried_and_client_errors_reported,

@@ -67,6 +67,11 @@ pub fn test_push_settings() -> meshintent::push::PushSettings {
         object_concurrency: 4,
         connect_timeout: std::time::Duration::from_secs(2),
         request_timeout: std::time::Duration::from_secs(5),
+        outage: meshintent::push::OutagePolicy {
+            first_probe_delay: std::time::Duration::from_millis(50),
+            max_probe_delay: std::time::Duration::from_millis(200),
+            give_up_after: std::time::Duration::from_secs(20),
+        },
     }
 }
 
@@ -173,6 +178,13 @@ impl TestApp {
     /// The port of the metrics listener, when the settings gave it one.
     pub fn metrics_port(&self) -> Option<u16> {
         self.running.as_ref().and_then(|r| r.metrics_port)
+    }
+
+    /// Stops the server and worker as SIGTERM does (the database stays).
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
     }
 
     /// Stops the server and worker at once, as a crash would (the database stays).
@@ -563,6 +575,30 @@ pub fn httpbin_intent() -> Value {
 /// Runs the test body on SQLite and on PostgreSQL.
 #[macro_export]
 macro_rules! both_backends {
+    // `configure` changes the settings before the server starts (see `spawn_app_configured`).
+    ($name:ident, configure = $configure:expr, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: $crate::helpers::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app_configured($crate::helpers::Backend::Sqlite, concat!(module_path!(), "::sqlite"), true, $configure)
+                    .await
+                    .unwrap();
+                run(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::spawn_app_configured($crate::helpers::Backend::Postgres, concat!(module_path!(), "::postgres"), true, $configure).await {
+                    run(app).await;
+                }
+            }
+        }
+    };
     ($name:ident, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]

@@ -15,6 +15,7 @@ mod cli;
 mod concurrency;
 mod crud;
 mod deploy;
+mod deploy_live;
 mod documents;
 mod manifests;
 mod migration;

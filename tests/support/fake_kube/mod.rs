@@ -4,8 +4,8 @@
 //! (`/version`, `/api`, `/apis`, aggregated discovery, the Istio groups) and the Istio custom
 //! resources of `networking.istio.io/v1` and `security.istio.io/v1` (namespaced), with
 //! server-side apply (field managers, conflicts, `force`), GET, LIST (label and field
-//! selectors, paging), DELETE (preconditions), plus create (POST), update (PUT) and JSON
-//! merge patch for simulating other actors. Errors are `metav1.Status` objects.
+//! selectors, paging), DELETE (preconditions), plus create (POST), update (PUT), JSON
+//! merge patch and JSON patch (RFC 6902). Errors are `metav1.Status` objects.
 //!
 //! ```ignore
 //! #[path = "support/fake_kube/mod.rs"]
@@ -28,9 +28,11 @@
 //!   Conflicts are exact per path; `managedFields` are real `FieldsV1` but without `k:`/`v:`
 //!   keys.
 //! - No schema validation (use [`FakeKube::reject_apply`]), no Namespace objects (every
-//!   namespace exists), no watch (`?watch=true` answers 405), no JSON patch
-//!   (`application/json-patch+json` answers 415; strategic merge answers 415 as for any
-//!   custom resource), no finalizers or graceful deletion, one served version (`v1`) per group.
+//!   namespace exists), no watch (`?watch=true` answers 405), strategic merge answers 415
+//!   as for any custom resource, no finalizers or graceful deletion, one served version
+//!   (`v1`) per group.
+//! - Like the real one, numbers are stored as the JSON round trip of a custom resource
+//!   leaves them: a whole-number float (`10.0`) comes back as an integer (`10`).
 //! - The server has no keep-alive, so a stopped server always refuses connections rather
 //!   than resetting pooled ones. Stopping with a request in flight takes about a second.
 #![allow(dead_code)]

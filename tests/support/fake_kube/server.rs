@@ -424,6 +424,14 @@ impl State {
                         .merge_patch(rt, ns, name, patch, &req.manager(), dry_run)
                         .into())
                 }
+                "application/json-patch+json" => {
+                    let patch: json_patch::Patch = serde_json::from_str(req.body)
+                        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                    Ok(self
+                        .store
+                        .json_patch(rt, ns, name, &patch, &req.manager(), dry_run)
+                        .into())
+                }
                 _ => Err(ApiError::unsupported_media_type()),
             },
             _ => Err(ApiError::method_not_allowed()),
