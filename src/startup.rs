@@ -94,6 +94,10 @@ impl Application {
         let secrets = settings.secret_key.load()?;
         let service = Service::new(store, secrets).with_push_settings(settings.push.clone());
         bootstrap(&service, settings).await?;
+        // Collisions in stored data are warned about, never a reason not to start.
+        if let Err(e) = service.derive_stored_claims().await {
+            tracing::warn!(error = %e, "deriving the mesh-name claims of stored intents failed");
+        }
         let authenticator = Authenticator::new(settings.auth.clone()).await?;
         if !settings.auth.enabled {
             tracing::warn!("authentication is OFF: every request is served as an admin");

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod app;
+pub mod claim;
 pub mod client;
 pub mod cluster;
 pub mod credentials;

@@ -412,6 +412,19 @@ async fn apply_one(
     let hash = desired_hash(&object);
     object["metadata"]["annotations"][ANNOTATION_HASH] = Value::String(hash.clone());
 
+    if let Some((claim, holder)) = live.overlap(&key, &object) {
+        // The same object under our name is judged by ownership below, not as an overlap.
+        let same = format!("{}/{}/{}", key.kind, key.namespace, key.name);
+        if holder != same {
+            let message = format!(
+                "{holder} (not managed by meshintent) already decides {claim}; left untouched, and this object not applied"
+            );
+            return Step::Done {
+                sent: 0,
+                event: event(ObjectState::Conflict, Some(message), None),
+            };
+        }
+    }
     let mut sent = 0;
     let mut repaired = None;
     if let Some(current) = live.get(&key) {

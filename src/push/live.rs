@@ -11,6 +11,7 @@ use super::error::PushError;
 use super::gate::Gate;
 use super::kinds::api_resource;
 use super::retry::{RetryPolicy, with_retries};
+use crate::domain::claim::{Claim, claims_of_value};
 use crate::domain::deployment::{IstioKind, ObjectRef};
 use crate::domain::names::Name;
 use crate::generate::naming::{
@@ -28,11 +29,25 @@ pub struct LiveObjects {
     /// Everything else of the kinds meshintent writes (without `managedFields`): a desired
     /// object found here belongs to someone else.
     pub others: BTreeMap<ObjectRef, Value>,
+    /// The mesh names that objects meshintent does not manage decide, with one such object
+    /// (`DestinationRule/default/reviews`): a desired object deciding one of them would make
+    /// Istio's choice between the two undefined.
+    pub unmanaged_claims: BTreeMap<Claim, String>,
 }
 
 impl LiveObjects {
     pub fn get(&self, key: &ObjectRef) -> Option<&Value> {
         self.owned.get(key).or_else(|| self.others.get(key))
+    }
+
+    /// An unmanaged object that decides one of the names `object` (of `key`) would.
+    pub fn overlap(&self, key: &ObjectRef, object: &Value) -> Option<(Claim, &str)> {
+        claims_of_value(&key.cluster, key.kind, object)
+            .into_iter()
+            .find_map(|claim| {
+                let holder = self.unmanaged_claims.get(&claim)?;
+                Some((claim, holder.as_str()))
+            })
     }
 }
 
@@ -61,6 +76,14 @@ pub async fn list_all(
             if is_owned(&value, set_labels) {
                 live.owned.insert(key, value);
             } else {
+                if value["metadata"]["labels"][MANAGED_BY].as_str() != Some(MANAGED_BY_VALUE) {
+                    let name = format!("{}/{}/{}", kind, key.namespace, key.name);
+                    for claim in claims_of_value(cluster, kind, &value) {
+                        live.unmanaged_claims
+                            .entry(claim)
+                            .or_insert_with(|| name.clone());
+                    }
+                }
                 if let Some(meta) = value["metadata"].as_object_mut() {
                     meta.shift_remove("managedFields");
                 }

@@ -135,6 +135,9 @@ impl Service {
                 Err(AllocationError::Other(e)) => return Err(e),
             }
         }
+        let refuse = super::claims::OnTaken::Refuse;
+        self.derive_model(&mut tx, set_row.id, &set.model, &ids.intents, refuse)
+            .await?;
         let counts = summarize(changes);
         if counts.created + counts.replaced + counts.deleted > 0 {
             audit_change(

@@ -314,6 +314,8 @@ impl Service {
         insert_refs(&mut tx, row.id, &checked.refs).await?;
         self.vips_after_write(&mut tx, &path, &rows, row.id, true, checked.neighbourhood)
             .await?;
+        self.claims_after_change(&mut tx, &path, &rows, None, Some(&row.spec.0))
+            .await?;
         if R::KIND == Kind::Project {
             tx = self.claim_namespaces(tx, row.id, &row.spec.0).await?;
         }
@@ -402,9 +404,12 @@ impl Service {
                 (SecretChange::Remove, false) => Some("kubeconfig.remove"),
                 _ => None,
             };
+            let after = new.spec.clone();
             tx.update(id, new).await?;
             store_refs(&mut tx, id, &checked.refs).await?;
             self.vips_after_write(&mut tx, path, &rows, id, false, checked.neighbourhood)
+                .await?;
+            self.claims_after_change(&mut tx, path, &rows, Some(&current.spec.0), Some(&after))
                 .await?;
             if let Some(spec) = project_spec {
                 tx = self.claim_namespaces(tx, id, &spec).await?;
@@ -448,10 +453,14 @@ impl Service {
             .await?;
         let id = current.id;
         self.check_not_deployed(&mut tx, path, id).await?;
+        let held = self.claims_before_delete(&mut tx, path, id, &rows).await?;
         match tx.delete(id, cascade).await {
             Ok(()) => {
                 // What the deleted resource needed is freed (an intent's VIPs go with its row).
                 self.vips_after_delete(&mut tx, path, &rows).await?;
+                self.claims_after_delete(&mut tx, held).await?;
+                self.claims_after_change(&mut tx, path, &rows, Some(&current.spec.0), None)
+                    .await?;
                 let action = change_action(kind, "delete");
                 audit_change(
                     &mut tx,

@@ -315,6 +315,21 @@ impl Service {
             })
             .collect();
         tx.upsert_object_states(id, &desired).await?;
+        // Names another set owns (collisions stored before claims existed): those objects are
+        // conflicts from the start, and the worker leaves them alone.
+        let conflicts = self.claim_conflicts(&mut tx, set_id, &manifests).await?;
+        let conflicts: Vec<ObjectProgress<'_>> = keys
+            .iter()
+            .filter_map(|key| {
+                conflicts.get(key).map(|message| ObjectProgress {
+                    key,
+                    operation: Operation::Apply,
+                    state: ObjectState::Conflict,
+                    message: Some(message.as_str()),
+                })
+            })
+            .collect();
+        tx.upsert_object_states(id, &conflicts).await?;
         let row = tx
             .deployment(id)
             .await?

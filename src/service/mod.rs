@@ -2,6 +2,7 @@
 
 mod access;
 mod bulk;
+mod claims;
 mod context;
 mod crud;
 mod deploy;

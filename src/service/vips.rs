@@ -146,7 +146,7 @@ impl Service {
     }
 }
 
-fn set_address(set: &SetLocation) -> Result<SetAddress> {
+pub(crate) fn set_address(set: &SetLocation) -> Result<SetAddress> {
     let parse = |what: &str, raw: &str| -> Result<Name> {
         raw.parse()
             .map_err(|e: String| Error::internal(&format!("stored {what} name"), e))

@@ -2,6 +2,7 @@
 //! SQLite file (the zero-setup default); both run the same statements unless noted.
 
 mod access;
+mod claims;
 mod deployments;
 mod resources;
 mod vips;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 pub use access::{AuditFilter, AuditRow, BindingRow, NewAuditEvent, TokenRow};
+pub use claims::{ClaimCollision, ClaimHolder, ClaimKey};
 pub use deployments::{
     ClusterRow, DeploymentRow, InventoryRow, Manifests, NewDeployment, ObjectProgress, ObjectRow,
 };

@@ -233,16 +233,19 @@ both_backends!(duplicates_are_409, |app| {
             .unwrap()
             .contains("share one set of names")
     );
-    // The same name under another parent is fine.
+    // The same name under another parent is fine (for another Service: the same one would be
+    // a second set deciding its host, see claims.rs).
     app.post(
         &format!("{CA}/traffic-intent-sets"),
         json!({"metadata": {"name": "second"}}),
     )
     .await
     .expect(201);
+    let mut same_name = httpbin_intent();
+    same_name["spec"]["serviceName"] = json!("httpbin-v2");
     app.post(
         &format!("{CA}/traffic-intent-sets/second/inbound-intents"),
-        httpbin_intent(),
+        same_name,
     )
     .await
     .expect(201);

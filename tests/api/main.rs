@@ -11,6 +11,7 @@ mod golden_files;
 
 mod access;
 mod bindings;
+mod claims;
 mod cli;
 mod concurrency;
 mod crud;

@@ -117,8 +117,10 @@ both_backends!(a_write_costs_the_same_in_a_set_of_10_and_of_1000, |app| {
         small, large,
         "statements per write into 10 intents (left) and 1,000 (right)"
     );
+    // About half of it re-derives the intent's mesh-name claims (its rows again, then the
+    // claim tables): constant too.
     assert!(
-        small.iter().all(|(_, n)| *n <= 20),
+        small.iter().all(|(_, n)| *n <= 26),
         "a write is a handful of statements: {small:?}"
     );
     // The writes were real: the set renders, and a client on the other cluster reaches an
