@@ -2,7 +2,11 @@
 
 // Each benchmark binary uses some of these modules only.
 #[allow(dead_code)]
+pub mod deploy_floor;
+#[allow(dead_code)]
 pub mod documents;
+#[allow(dead_code)]
+pub mod kube_requests;
 #[allow(dead_code)]
 pub mod server;
 
