@@ -62,7 +62,7 @@ struct DeployArgs {
     #[arg(long, env = "MESHINTENT_CLUSTER_CONCURRENCY", default_value_t = 4)]
     cluster_concurrency: usize,
     /// Requests in flight per cluster.
-    #[arg(long, env = "MESHINTENT_OBJECT_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "MESHINTENT_OBJECT_CONCURRENCY", default_value_t = 16)]
     object_concurrency: usize,
     /// Attempts per cluster request on transient errors (connection refused, timeouts, 429, 5xx).
     #[arg(long, env = "MESHINTENT_RETRY_ATTEMPTS", default_value_t = 6)]

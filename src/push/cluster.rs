@@ -45,7 +45,7 @@ impl Default for PushSettings {
     fn default() -> Self {
         Self {
             retry: RetryPolicy::default(),
-            object_concurrency: 8,
+            object_concurrency: 16,
             connect_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(30),
             outage: OutagePolicy::default(),
