@@ -1,5 +1,5 @@
-//! How meshintent's cluster clients fail, against real endpoints: a TLS server with
-//! certificates from test CAs, a closed port, and the fake API server.
+//! How meshintent's cluster clients fail and identify themselves, against real endpoints: a TLS
+//! server with certificates from test CAs, a closed port, and the fake API server.
 
 mod tls_server;
 
@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use meshintent::push::cause::{describe, is_connection_failure, is_transient, reached_server};
-use meshintent::push::connect::{self, ClusterAccess};
+use meshintent::push::connect::{self, ClusterAccess, USER_AGENT};
 use meshintent::push::retry::with_retries;
 use meshintent::push::{Gate, PushError, RetryPolicy};
 
@@ -216,6 +216,32 @@ async fn busy_and_failing_servers_are_transient_and_were_reached() {
     }
 }
 
+#[tokio::test]
+async fn connect_client_sends_meshintent_s_user_agent() {
+    assert_eq!(
+        USER_AGENT,
+        format!("meshintent/{}", env!("CARGO_PKG_VERSION"))
+    );
+    let fake = FakeKube::start().await;
+    let client = client_for(fake.kubeconfig()).await;
+    client.apiserver_version().await.unwrap();
+    client
+        .list_api_group_resources("networking.istio.io/v1")
+        .await
+        .unwrap();
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(
+            request.header("user-agent"),
+            Some(USER_AGENT),
+            "{} {}",
+            request.method,
+            request.path
+        );
+    }
+}
+
 /// Deploys the set `default` and waits for the deployment to end.
 async fn deploy_and_wait(app: &TestApp) -> Value {
     let reply = app
@@ -248,6 +274,27 @@ fn cluster<'a>(status: &'a Value, name: &str) -> &'a Value {
         .find(|c| c["cluster"] == name)
         .unwrap_or_else(|| panic!("no {name} in {status:#}"))
 }
+
+both_backends!(every_request_of_a_deploy_carries_the_user_agent, |app| {
+    let a = FakeKube::start().await;
+    let b = FakeKube::start().await;
+    app.seed_storefront_with(&[a.kubeconfig(), b.kubeconfig()])
+        .await;
+    app.add_httpbin_with_sleep_client().await;
+    let status = deploy_and_wait(&app).await;
+    assert_eq!(status["state"], "Applied", "{status:#}");
+    let requests: Vec<_> = a.requests().into_iter().chain(b.requests()).collect();
+    assert!(requests.iter().any(|r| r.is_write()));
+    for request in &requests {
+        assert_eq!(
+            request.header("user-agent"),
+            Some(USER_AGENT),
+            "{} {}",
+            request.method,
+            request.path
+        );
+    }
+});
 
 both_backends!(
     a_cluster_with_the_wrong_ca_fails_once_with_the_cause,
