@@ -341,6 +341,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// What a failed write to standard output means. A reader that went away (`| head`) wants no
+/// more output: that ends the command quietly, as a success. `println!` would panic instead.
+fn stdout_written(result: std::io::Result<()>) -> Result<(), String> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes one line to standard output (see `stdout_written`).
+fn say(line: std::fmt::Arguments<'_>) -> Result<(), String> {
+    use std::io::Write;
+    stdout_written(writeln!(std::io::stdout().lock(), "{line}"))
+}
+
 fn read_document(file: &std::path::Path) -> Result<String, String> {
     if file == std::path::Path::new("-") {
         std::io::read_to_string(std::io::stdin())
@@ -366,7 +383,7 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     for a in &applied {
-        println!("{} {}", a.outcome.as_str(), a.path);
+        say(format_args!("{} {}", a.outcome.as_str(), a.path))?;
     }
     if !args.deploy {
         return Ok(());
@@ -374,7 +391,7 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     let mut deployments = Vec::new();
     for set in set_paths(&document) {
         let deployment = deploy(&client, &set).await.map_err(|e| e.to_string())?;
-        println!("deploying {deployment}");
+        say(format_args!("deploying {deployment}"))?;
         deployments.push(deployment);
     }
     if !args.wait {
@@ -385,7 +402,10 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
         let status = wait(
             &client,
             deployment,
-            |s| println!("{deployment}: {}", progress_line(s)),
+            // Progress is best effort: the end of the wait decides the exit status.
+            |s| {
+                let _ = say(format_args!("{deployment}: {}", progress_line(s)));
+            },
             std::time::Duration::from_millis(500),
         )
         .await
@@ -393,7 +413,7 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
         if status.state != DeploymentState::Applied {
             for cluster in &status.clusters {
                 if let Some(message) = &cluster.message {
-                    println!("{deployment}: {}: {message}", cluster.cluster);
+                    say(format_args!("{deployment}: {}: {message}", cluster.cluster))?;
                 }
             }
             failed.push(format!("{deployment} ended {}", status.state));
@@ -428,12 +448,12 @@ fn render(
     // Written as it is serialized: the objects are neither copied nor held as one text.
     let view = output::view(&manifests, cluster.as_ref());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match output {
+    let written = match output {
         OutputFormat::Yaml => meshintent::offline::write_yaml(&view, &mut out),
         OutputFormat::Json => meshintent::offline::write_json(&view, &mut out),
     }
-    .and_then(|()| out.flush())
-    .map_err(|e| format!("writing standard output: {e}"))?;
+    .and_then(|()| out.flush());
+    stdout_written(written)?;
     // The process ends now; freeing the objects one by one would take about as long as
     // serializing them (a second for 200,000).
     std::mem::forget(manifests);
@@ -518,12 +538,18 @@ async fn run(command: Command) -> Result<(), String> {
                 .create_admin_token(name, &meshintent::service::Caller::system("cli"), None)
                 .await
                 .map_err(|e| describe(&e))?;
-            println!("{secret}");
-            Ok(())
+            // Not quiet on a broken pipe: the token exists, and its secret was not delivered.
+            use std::io::Write;
+            writeln!(std::io::stdout().lock(), "{secret}")
+                .map_err(|e| format!("the token was created, but writing its secret failed: {e}"))
         }
         Command::Openapi => {
-            print!("{}", meshintent::api::openapi_json());
-            Ok(())
+            use std::io::Write;
+            stdout_written(write!(
+                std::io::stdout().lock(),
+                "{}",
+                meshintent::api::openapi_json()
+            ))
         }
         Command::Render {
             file,

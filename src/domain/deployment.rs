@@ -353,8 +353,9 @@ pub struct DeploymentOutcome {
 }
 
 /// The deployment rule: no cluster is success with nothing to do; every cluster succeeded is
-/// success (saying whether anything was written; `writes` is None when it could not be read);
-/// every cluster failed is `Failed`; anything else is `Degraded`, naming the clusters.
+/// success (saying what was written, or for a terminate what was removed; `writes` is None when
+/// it could not be read); every cluster failed is `Failed`; anything else is `Degraded`, naming
+/// the clusters.
 pub fn deployment_outcome(
     action: Action,
     clusters: &[(Name, ClusterState)],
@@ -378,10 +379,19 @@ pub fn deployment_outcome(
         .filter(|(_, s)| *s == ClusterState::Failed)
         .count();
     if good == clusters.len() {
-        let message = match writes {
-            Some(0) => "no changes: every object was already as desired (0 writes)".to_owned(),
-            Some(n) => format!("{} cluster(s) up to date ({n} writes)", clusters.len()),
-            None => format!("{} cluster(s) up to date", clusters.len()),
+        let on = counted(clusters.len() as i64, "cluster");
+        // A terminate's writes are the deletes that removed the set.
+        let message = match (action, writes) {
+            (Action::Deploy, Some(0)) => {
+                "no changes: every object was already as desired (0 writes)".to_owned()
+            }
+            (Action::Deploy, Some(n)) => format!("{on} up to date ({})", counted(n, "write")),
+            (Action::Deploy, None) => format!("{on} up to date"),
+            (Action::Terminate, Some(0)) => "nothing to remove (0 writes)".to_owned(),
+            (Action::Terminate, Some(n)) => {
+                format!("removed from {on} ({})", counted(n, "delete"))
+            }
+            (Action::Terminate, None) => format!("removed from {on}"),
         };
         return outcome(state_ok, message);
     }
@@ -403,6 +413,15 @@ pub fn deployment_outcome(
             bad.join(", ")
         ),
     )
+}
+
+/// `1 cluster`, `2 clusters`.
+fn counted(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 #[cfg(test)]
@@ -660,21 +679,49 @@ mod tests {
                 vec![c("a", C::Applied), c("b", C::Applied)],
                 Some(7),
                 D::Applied,
-                "2 cluster(s) up to date (7 writes)",
+                "2 clusters up to date (7 writes)",
             ),
             (
                 Action::Deploy,
                 vec![c("a", C::Applied)],
                 None,
                 D::Applied,
-                "1 cluster(s) up to date",
+                "1 cluster up to date",
+            ),
+            (
+                Action::Deploy,
+                vec![c("a", C::Applied)],
+                Some(1),
+                D::Applied,
+                "1 cluster up to date (1 write)",
             ),
             (
                 Action::Terminate,
                 vec![c("a", C::Terminated)],
-                Some(3),
+                Some(999),
                 D::Terminated,
-                "1 cluster(s) up to date (3 writes)",
+                "removed from 1 cluster (999 deletes)",
+            ),
+            (
+                Action::Terminate,
+                vec![c("a", C::Terminated), c("b", C::Terminated)],
+                Some(1),
+                D::Terminated,
+                "removed from 2 clusters (1 delete)",
+            ),
+            (
+                Action::Terminate,
+                vec![c("a", C::Terminated)],
+                Some(0),
+                D::Terminated,
+                "nothing to remove (0 writes)",
+            ),
+            (
+                Action::Terminate,
+                vec![c("a", C::Terminated)],
+                None,
+                D::Terminated,
+                "removed from 1 cluster",
             ),
             (
                 Action::Deploy,

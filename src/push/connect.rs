@@ -7,6 +7,10 @@ use std::time::Duration;
 use super::error::PushError;
 use crate::domain::names::Name;
 
+/// Sent with every request to a cluster, so API servers' audit logs and metrics name the caller
+/// (kube sends no User-Agent by itself).
+pub const USER_AGENT: &str = concat!("meshintent/", env!("CARGO_PKG_VERSION"));
+
 /// Builds a client for a cluster by name (the port a deploy and a verify reach clusters
 /// through; implemented once, by the service, which knows the stored credentials).
 pub trait ClusterClients: Sync {
@@ -33,8 +37,8 @@ impl std::fmt::Debug for ClusterAccess {
     }
 }
 
-/// A client with meshintent's timeouts, and without kube's own retries (meshintent retries,
-/// with its own policy).
+/// A client with meshintent's timeouts and User-Agent, and without kube's own retries
+/// (meshintent retries, with its own policy).
 pub async fn client(
     access: &ClusterAccess,
     connect_timeout: Duration,
@@ -66,6 +70,11 @@ pub async fn client(
     config.read_timeout = Some(request_timeout);
     config.write_timeout = Some(request_timeout);
     config.default_retry = false;
+    // Parsed into kube's header types (no `http` dependency for one header); both are constants.
+    config.headers.push((
+        "user-agent".parse().expect("a valid header name"),
+        USER_AGENT.parse().expect("a valid header value"),
+    ));
     kube::Client::try_from(config).map_err(|e| {
         PushError::Access(format!("cannot build a client: {}", redact(&e.to_string())))
     })

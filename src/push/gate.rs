@@ -118,7 +118,7 @@ impl Gate {
 /// Whether a request got no HTTP answer at all, for a reason that may pass (refused, reset,
 /// timed out). Wrong certificates are permanent and are not an outage.
 pub fn unanswered(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::HyperError(_) | kube::Error::Service(_))
+    super::cause::is_connection_failure(error) && super::cause::is_transient(error)
 }
 
 /// How long to wait for a cluster that stopped answering.

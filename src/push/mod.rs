@@ -1,6 +1,7 @@
 //! Pushing rendered objects to clusters: server-side apply, pruning, drift checks. Kubernetes
 //! side effects only; the worker decides what to push and records what happened.
 
+pub mod cause;
 pub mod cluster;
 pub mod connect;
 pub mod error;

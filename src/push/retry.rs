@@ -39,23 +39,12 @@ impl RetryPolicy {
 
 /// Whether an error is worth trying again.
 pub fn is_transient(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => true,
-        _ => false,
-    }
+    super::cause::is_transient(error)
 }
 
 /// A one-line description of a failure, with the API server's message when there is one.
 pub fn describe(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => {
-            format!("{} {}: {}", status.code, status.reason, status.message)
-        }
-        kube::Error::Service(e) => format!("cannot reach the API server: {e}"),
-        kube::Error::HyperError(e) => format!("cannot reach the API server: {e}"),
-        other => other.to_string(),
-    }
+    super::cause::describe(error)
 }
 
 /// Runs `call` until it succeeds, fails permanently, runs out of attempts or the gate closes

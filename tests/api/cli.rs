@@ -166,3 +166,71 @@ fn render_refuses_a_document_over_the_node_limit_and_the_limit_can_be_raised() {
     }
     std::fs::remove_file(file).unwrap();
 }
+
+/// An intent document whose YAML (about 500 KiB) is far larger than a pipe's buffer (64 KiB),
+/// so `render` is still writing when its reader goes away.
+fn document_of_many_intents() -> String {
+    let mut text = String::from(
+        "clusters:
+  - metadata: {name: cluster01}
+    spec: {identity: cluster01.mesh.example.com}
+projects:
+  - metadata: {name: shop}
+    spec: {namespaces: [default]}
+    compositeApps:
+      - metadata: {name: storefront}
+        spec: {version: v1}
+        apps:
+          - metadata: {name: httpbin}
+            spec: {namespace: default, placement: {clusters: [cluster01]}}
+          - metadata: {name: sleep}
+            spec: {namespace: default, placement: {clusters: [cluster01]}}
+        trafficIntentSets:
+          - metadata: {name: default}
+            inboundIntents:
+",
+    );
+    for i in 0..300 {
+        text.push_str(&format!(
+            "              - metadata: {{name: svc{i}}}
+                spec: {{app: httpbin, serviceName: svc{i}, port: 8000, protocol: HTTP}}
+                clients:
+                  - metadata: {{name: sleep}}
+                    spec: {{app: sleep}}
+"
+        ));
+    }
+    text
+}
+
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly() {
+    use std::io::BufRead;
+    let file = std::env::temp_dir().join(format!("meshintent-many-{}.yaml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, document_of_many_intents()).unwrap();
+    let path = file.to_str().unwrap();
+    // `meshintent ... | head -1`: read one line, then close the pipe.
+    for args in [
+        vec!["render", "-f", path],
+        vec!["render", "-f", path, "-o", "json"],
+        vec!["openapi"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meshintent"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "{args:?}");
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+    std::fs::remove_file(file).unwrap();
+}

@@ -23,6 +23,7 @@ mod migration;
 mod oidc;
 mod openapi;
 mod process;
+mod push_errors;
 mod scenarios;
 mod secrets;
 mod stored_deployments;

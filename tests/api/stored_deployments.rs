@@ -70,7 +70,7 @@ async fn write_old_deployment(app: &TestApp, revision: i64, state: &str, manifes
             .bind("deploy")
             .bind(state)
             .bind(Json(manifests))
-            .bind("1 cluster(s) up to date (3 writes)")
+            .bind("1 cluster up to date (3 writes)")
             .bind(now)
             .execute(&mut conn)
             .await
