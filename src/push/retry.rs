@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::gate::{Gate, unanswered};
+use super::cause::reached_server;
+use super::gate::Gate;
 
 /// How persistent to be with a cluster.
 #[derive(Clone, Debug)]
@@ -65,7 +66,7 @@ where
     loop {
         let result = call().await;
         gate.observe(&result);
-        if !matches!(&result, Err(e) if unanswered(e)) {
+        if result.as_ref().err().is_none_or(reached_server) {
             sent += 1;
         }
         match result {
