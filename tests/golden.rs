@@ -113,6 +113,9 @@ golden! {
     edge_route_with_header_regex_and_canary_rules => "edge-canary",
     egress_without_a_gateway => "egress-without-gateway",
     mutual_tls_origination => "mutual-origination",
+    egress_gateway_admits_only_the_clients_of_an_http_intent => "egress-http-two-clients",
+    egress_gateway_admits_tls_clients_by_server_name => "egress-tls-sni",
+    provider_gateways_admit_only_consumers_with_clients => "egress-gateway-cross-cluster-clients",
 }
 
 #[test]
