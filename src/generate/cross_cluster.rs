@@ -13,6 +13,7 @@ use crate::istio::{
     TrafficPolicy, VirtualServiceSpec, WorkloadEntry,
 };
 
+use super::egress_authz::Admission;
 use super::emit::{Emitter, RouteSlot};
 use super::errors::{RenderError, Subject};
 use super::inbound::COLLECTION;
@@ -159,6 +160,7 @@ pub fn cross_cluster(plan: &InboundPlan, vips: &VipTable, out: &mut Emitter) {
         return;
     }
     let addresses: Vec<&HostAddress> = addresses.into_iter().flatten().collect();
+    let url = out.intent_url(COLLECTION, plan.name);
     for ((cluster, namespace), reach) in &groups {
         let site = remote
             .iter()
@@ -173,6 +175,7 @@ pub fn cross_cluster(plan: &InboundPlan, vips: &VipTable, out: &mut Emitter) {
     }
     for site in egress_clusters.values() {
         egress_gateway_side(plan, site, &addresses, out);
+        egress_admission(plan, site).emit(plan.name, site, &url, out);
     }
     if groups.values().any(|r| *r == Reach::Direct) {
         for server in &plan.servers {
@@ -180,12 +183,8 @@ pub fn cross_cluster(plan: &InboundPlan, vips: &VipTable, out: &mut Emitter) {
         }
     }
     if !egress_clusters.is_empty() {
-        let consumers: BTreeSet<String> = egress_clusters
-            .values()
-            .map(|s| s.spec.identity.to_string())
-            .collect();
         for server in &plan.servers {
-            provider_side(plan, server, &consumers, out);
+            provider_side(plan, server, out);
         }
     }
     instance_entries(plan, vips, out);
@@ -375,6 +374,15 @@ fn egress_client_side(
             out.push(site.name, meta, vs);
         }
     }
+    for subset in &subsets {
+        out.claim_shared_subset(
+            site.name,
+            namespace.as_str(),
+            egress.service.as_str(),
+            &subset.name,
+            Subject::Inbound(plan.name.clone()),
+        );
+    }
     let dr = DestinationRuleSpec {
         host: egress.service.to_string(),
         subsets,
@@ -509,19 +517,49 @@ fn egress_gateway_side(
     }
 }
 
+/// Mode `egressGateway`, consumer cluster: the egress gateway admits, for the SNIs of this
+/// service (each host towards each server cluster), only the principals of the service's clients
+/// on that cluster.
+fn egress_admission(plan: &InboundPlan, site: &Site) -> Admission {
+    Admission {
+        principals: plan
+            .clients
+            .iter()
+            .filter(|c| c.reach == Reach::EgressGateway && c.site.name == site.name)
+            .map(|c| c.principal())
+            .collect(),
+        hosts: BTreeSet::new(),
+        server_names: hosts_of(plan)
+            .iter()
+            .flat_map(|host| plan.servers.iter().map(|server| host.sni(server)))
+            .collect(),
+    }
+}
+
+/// The identities of the consumer clusters that have clients of the service in mode
+/// `egressGateway`: the client certificates the provider's Gateways accept for it. The same on
+/// every server cluster and for every host, since each such client is sent to every server
+/// cluster and may address every host (instances included); clients in mode `direct`, clients
+/// on a server cluster and clusters without clients of this service are not admitted.
+fn consumers_of(plan: &InboundPlan) -> Vec<String> {
+    let identities: BTreeSet<String> = plan
+        .clients
+        .iter()
+        .filter(|c| c.reach == Reach::EgressGateway)
+        .map(|c| c.site.spec.identity.to_string())
+        .collect();
+    identities.into_iter().collect()
+}
+
 /// Mode `egressGateway`, provider cluster: a Gateway terminating MUTUAL TLS that requires a
-/// client certificate with a consumer's identity; the server's hosts select the SNI, and a
-/// VirtualService routes what arrives on it to the service (after termination TLS routes no
-/// longer apply, so it is a TCP route).
-fn provider_side(
-    plan: &InboundPlan,
-    server: &Site,
-    consumers: &BTreeSet<String>,
-    out: &mut Emitter,
-) {
+/// client certificate with the identity of a consumer cluster that has clients of this service;
+/// the server's hosts select the SNI, and a VirtualService routes what arrives on it to the
+/// service (after termination TLS routes no longer apply, so it is a TCP route).
+fn provider_side(plan: &InboundPlan, server: &Site, out: &mut Emitter) {
     let url = out.intent_url(COLLECTION, plan.name);
     let ingress = &server.spec.istio.ingress_gateway;
     let tls_port = u32::from(ingress.tls_port.get());
+    let consumers = consumers_of(plan);
     for host in hosts_of(plan) {
         let sni = host.sni(server);
         let name = host.object(plan.name, "cross-cluster", None);
@@ -538,7 +576,7 @@ fn provider_side(
                 tls: Some(ServerTlsSettings {
                     mode: Some(ServerTlsMode::Mutual),
                     credential_name: Some(ingress.credential_name.to_string()),
-                    subject_alt_names: consumers.iter().cloned().collect(),
+                    subject_alt_names: consumers.clone(),
                     ..ServerTlsSettings::default()
                 }),
                 default_endpoint: None,
@@ -566,6 +604,8 @@ fn provider_side(
                     weight: None,
                 }],
             }],
+            // Only the ingress gateway (in this namespace) uses it.
+            export_to: vec![".".into()],
             ..VirtualServiceSpec::default()
         };
         let meta = out.meta(server.name, name, ingress.namespace.as_str(), &url);

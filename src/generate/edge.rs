@@ -76,9 +76,11 @@ pub fn external_access(plan: &InboundPlan, out: &mut Emitter) {
                 number: u32::from(plan.spec.port.get()),
             }),
         };
+        // Bound to the ingress gateway only: visible to its namespace, not to sidecars.
         let mut vs = VirtualServiceSpec {
             hosts: hosts.clone(),
             gateways: vec![format!("{}/{gateway_name}", ingress.namespace)],
+            export_to: vec![ingress.namespace.to_string()],
             ..VirtualServiceSpec::default()
         };
         if plan.spec.protocol == Protocol::Tcp {

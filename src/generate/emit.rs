@@ -6,7 +6,7 @@ use crate::domain::model::IntentSetModel;
 use crate::domain::names::Name;
 use crate::istio::{IstioObject, ObjectMeta, Typed, VirtualServiceSpec};
 
-use super::errors::RenderError;
+use super::errors::{RenderError, Subject};
 use super::naming;
 use super::output::Manifests;
 
@@ -17,6 +17,9 @@ pub struct Emitter<'m> {
     /// VirtualServices the routes pass refines, registered by the pass that emitted them: the
     /// cluster and the index in its objects (objects are only sorted in `finish`).
     route_slots: BTreeMap<RouteSlot, (Name, usize)>,
+    /// Subset names of DestinationRules whose host several intents share (the egress gateway's
+    /// Service), per cluster, namespace and host, with the intent that defined each.
+    shared_subsets: BTreeMap<(Name, String, String, String), Subject>,
     pub errors: Vec<RenderError>,
 }
 
@@ -38,6 +41,23 @@ pub enum RouteSlot {
         cluster: Name,
         namespace: String,
     },
+    /// `<intent>-to-egress` of an outbound intent in a client namespace, where the sidecar picks
+    /// the egress gateway subset of TLS the application passes through (`tls` route rules).
+    OutboundToEgress {
+        intent: Name,
+        cluster: Name,
+        namespace: String,
+    },
+}
+
+/// `exportTo` of an object in `own` namespace that the workloads of `namespaces` need: `.` and
+/// the other namespaces, sorted and without repeats (never empty, which would mean everywhere).
+pub fn export_to<'a>(own: &str, namespaces: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let others: std::collections::BTreeSet<&str> =
+        namespaces.into_iter().filter(|n| *n != own).collect();
+    std::iter::once(".".to_owned())
+        .chain(others.into_iter().map(str::to_owned))
+        .collect()
 }
 
 /// The identity of an object on its cluster.
@@ -78,6 +98,7 @@ impl<'m> Emitter<'m> {
             model,
             objects: BTreeMap::new(),
             route_slots: BTreeMap::new(),
+            shared_subsets: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -139,6 +160,43 @@ impl<'m> Emitter<'m> {
         }
     }
 
+    /// Records that `owner` defines `subset` for `host` in `namespace` on `cluster`, in a
+    /// DestinationRule of a host that other intents use as well (each intent's rule for the
+    /// egress gateway's Service). Istio merges the rules of one host in one namespace, so a subset
+    /// name produced twice would be ambiguous (and a duplicate within one rule is rejected by
+    /// istiod): an error naming both.
+    pub fn claim_shared_subset(
+        &mut self,
+        cluster: &Name,
+        namespace: &str,
+        host: &str,
+        subset: &str,
+        owner: Subject,
+    ) {
+        let key = (
+            cluster.clone(),
+            namespace.to_owned(),
+            host.to_owned(),
+            subset.to_owned(),
+        );
+        if let Some(first) = self.shared_subsets.get(&key) {
+            let other = if *first == owner {
+                "itself".to_owned()
+            } else {
+                first.to_string()
+            };
+            self.errors.push(RenderError::new(
+                owner,
+                "",
+                format!(
+                    "produces subset {subset} of {host} in namespace {namespace} on cluster {cluster}, as does {other}; rename one of them"
+                ),
+            ));
+        } else {
+            self.shared_subsets.insert(key, owner);
+        }
+    }
+
     /// Sorted objects per cluster, or every error found. Two objects with one identity on a
     /// cluster is a bug in the generator or a name clash between intents; either way an error.
     pub fn finish(mut self) -> Result<Manifests, Vec<RenderError>> {
@@ -148,7 +206,7 @@ impl<'m> Emitter<'m> {
                 if identity(&pair[0]) == identity(&pair[1]) {
                     let (_, kind, namespace, name) = identity(&pair[0]);
                     self.errors.push(RenderError::new(
-                        super::errors::Subject::Cluster(cluster.clone()),
+                        Subject::Cluster(cluster.clone()),
                         "",
                         format!(
                             "two intents produce {kind} {namespace}/{name}; rename one of them"

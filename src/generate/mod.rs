@@ -5,6 +5,7 @@
 pub mod binding;
 pub mod cross_cluster;
 pub mod edge;
+pub mod egress_authz;
 pub mod emit;
 pub mod errors;
 pub mod inbound;

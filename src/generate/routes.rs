@@ -12,13 +12,17 @@
 //!   `egressGateway` send TCP to their egress gateway; HTTP rules cannot apply there, which the
 //!   VirtualService `<intent>-to-egress` notes in the annotation `meshintent.io/routes-not-applied`;
 //! - inbound intent, `ingress`: the rules replace the single route of `<intent>-ingress`;
-//! - outbound intent through the egress gateway: ahead of the gateway VirtualService's routes
-//!   (where subsets are chosen); without it, ahead of the mesh VirtualService `<intent>-routes`.
+//! - outbound intent through the egress gateway: `http` and `tcp` rules ahead of the gateway
+//!   VirtualService's routes (where subsets are chosen); `tls` rules ahead of the sidecar's
+//!   `<intent>-to-egress`, whose destinations become egress gateway subsets (the application's
+//!   TLS reaches the gateway inside mutual TLS, so only the sidecar sees its SNI); without a
+//!   gateway, ahead of the mesh VirtualService `<intent>-routes`.
 
 use std::collections::BTreeMap;
 
 use crate::domain::model::IntentSetModel;
 use crate::domain::names::Name;
+use crate::domain::outbound::OutboundIntentSpec;
 use crate::domain::route::{
     HttpMatch, HttpRouteRule, L4RouteRule, RouteGateway, RouteIntentSpec, RouteTarget, StringMatch,
     WeightedSubset,
@@ -29,7 +33,7 @@ use crate::istio::{
     TcpRoute, TlsMatchAttributes, TlsRoute, VirtualServiceSpec,
 };
 
-use super::emit::{Emitter, RouteSlot};
+use super::emit::{Emitter, RouteSlot, export_to};
 use super::naming::object_name;
 use super::outbound::{self, plan_outbound};
 use super::plan::SetPlan;
@@ -324,12 +328,26 @@ fn inbound_routes(
             places.sort();
             places.dedup();
             for (cluster, namespace, local) in places {
+                // A client's copy serves its own namespace; the service's copy the namespaces of
+                // the clients on that cluster and `accessNamespaces`.
+                let export_to = if local {
+                    vec![".".into()]
+                } else {
+                    export_to(
+                        plan.namespace.as_str(),
+                        plan.clients
+                            .iter()
+                            .filter(|c| c.reach == Reach::Local && c.site.name == cluster)
+                            .map(|c| c.namespace.as_str())
+                            .chain(plan.spec.access_namespaces.iter().map(|n| n.as_str())),
+                    )
+                };
                 let mut spec = VirtualServiceSpec {
                     hosts: vec![host.clone()],
                     http: rules.http.clone(),
                     tcp: rules.tcp.clone(),
                     tls: rules.tls.clone(),
-                    export_to: if local { vec![".".into()] } else { Vec::new() },
+                    export_to,
                     ..VirtualServiceSpec::default()
                 };
                 if !rules.http.is_empty() && !rules.catch_all {
@@ -391,15 +409,38 @@ fn inbound_routes(
 fn outbound_routes(model: &IntentSetModel, intent: &Name, group: &Group, out: &mut Emitter) {
     let plan = plan_outbound(model, intent);
     let host = plan.spec.hosts[0].to_string();
-    let rules = rules(group, &host, outbound::http_target_port(plan.spec));
+    let mut rules = rules(group, &host, outbound::http_target_port(plan.spec));
     let url = out.intent_url(outbound::COLLECTION, intent);
     let through_egress = plan.spec.egress_gateway;
     let name = outbound::route_vs_name(intent, through_egress);
-    for (cluster, (site, namespaces)) in &plan.sites {
+    // Through the egress gateway the application's TLS arrives there inside the sidecar's mutual
+    // TLS, so `tls` rules apply at the sidecar: each picks egress gateway subsets.
+    let tls_at_sidecar = through_egress && !std::mem::take(&mut rules.tls).is_empty();
+    for (cluster, site) in &plan.sites {
+        if tls_at_sidecar {
+            let egress = site.site.spec.istio.egress_gateway.service.as_str();
+            let here = to_egress_tls_rules(group, intent, egress, plan.spec);
+            for namespace in &site.namespaces {
+                let slot = RouteSlot::OutboundToEgress {
+                    intent: intent.clone(),
+                    cluster: (*cluster).clone(),
+                    namespace: namespace.to_string(),
+                };
+                if let Some(vs) = out.route_slot_mut(&slot) {
+                    vs.spec.tls.splice(0..0, here.iter().cloned());
+                    vs.metadata
+                        .annotations
+                        .insert(ANNOTATION_ROUTES.into(), rules.names.join(","));
+                }
+            }
+        }
+        if through_egress && rules.http.is_empty() && rules.tcp.is_empty() {
+            continue;
+        }
         let namespaces: Vec<&str> = if through_egress {
-            vec![site.spec.istio.egress_gateway.namespace.as_str()]
+            vec![site.site.spec.istio.egress_gateway.namespace.as_str()]
         } else {
-            namespaces.iter().map(|n| n.as_str()).collect()
+            site.namespaces.iter().map(|n| n.as_str()).collect()
         };
         for namespace in namespaces {
             let slot = RouteSlot::Outbound {
@@ -411,7 +452,7 @@ fn outbound_routes(model: &IntentSetModel, intent: &Name, group: &Group, out: &m
                 // Without an egress gateway and without origination there is no mesh
                 // VirtualService yet: start from the default routes.
                 let meta = out.meta(cluster, name.clone(), namespace, &url);
-                let routes = outbound::default_routes(plan.spec, None);
+                let routes = outbound::default_routes(plan.spec);
                 out.push_route_slot(slot.clone(), cluster, meta, routes);
             }
             if let Some(vs) = out.route_slot_mut(&slot) {
@@ -424,4 +465,52 @@ fn outbound_routes(model: &IntentSetModel, intent: &Name, group: &Group, out: &m
             }
         }
     }
+}
+
+/// `tls` rules of route intents at the sidecar of an outbound intent routed through the egress
+/// gateway: each destination becomes the egress gateway subset of the intent's subset (or of the
+/// whole host), on the port the rule matches; a rule without a port applies to every TLS port.
+fn to_egress_tls_rules(
+    group: &Group,
+    intent: &Name,
+    egress: &str,
+    spec: &OutboundIntentSpec,
+) -> Vec<TlsRoute> {
+    let mut out = Vec::new();
+    for rule in group.iter().flat_map(|(_, route)| &route.tls) {
+        let ports: Vec<u32> = match rule.matches.as_ref().and_then(|m| m.port) {
+            Some(p) => vec![u32::from(p.get())],
+            None => outbound::passthrough_ports(spec),
+        };
+        let sni_hosts: Vec<String> = rule
+            .matches
+            .as_ref()
+            .map(|m| m.sni_hosts.iter().map(|h| h.to_string()).collect())
+            .unwrap_or_default();
+        for port in ports {
+            out.push(TlsRoute {
+                matches: vec![TlsMatchAttributes {
+                    sni_hosts: sni_hosts.clone(),
+                    port: Some(port),
+                    ..TlsMatchAttributes::default()
+                }],
+                route: rule
+                    .route
+                    .iter()
+                    .map(|d| RouteDestination {
+                        destination: Destination {
+                            host: egress.to_owned(),
+                            subset: Some(match &d.subset {
+                                Some(s) => outbound::egress_subset_name(intent, s),
+                                None => intent.to_string(),
+                            }),
+                            port: Some(PortSelector { number: port }),
+                        },
+                        weight: weight(d),
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
 }
