@@ -1,15 +1,24 @@
 //! `meshintent apply`: makes a meshintent server hold every resource of an intent document,
 //! creating what is missing and replacing what differs, in dependency order. Running it twice
-//! changes nothing. Resources the document does not mention are left alone unless `--prune`
-//! is given (then a set's members the document leaves out are deleted; nothing else is).
+//! changes nothing. Resources the document does not mention are left alone unless `--prune` is
+//! given; then, within the projects and composite apps the document names (and nowhere else),
+//! what it does not hold is deleted, deepest first: a set's members (in the set's document
+//! write), then traffic intent sets, apps, and composite apps of a named project. Clusters and
+//! projects are never deleted. `--dry-run` sends only GETs and lists what a real apply would do,
+//! line for line.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::domain::deployment::{ClusterState, DeploymentState, ObjectState};
-use crate::domain::document::IntentDocument;
+use crate::domain::document::{
+    DocClient, DocCompositeApp, DocInboundIntent, DocIntentSet, IntentDocument,
+};
 use crate::domain::model::SetAddress;
-use crate::domain::resource::{Key, Kind, Metadata, ResourcePath};
+use crate::domain::names::{Name, VersionName};
+use crate::domain::resource::{Description, Key, Kind, Metadata, ResourcePath, UserData};
 
 /// What apply did to one resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +26,8 @@ pub enum Outcome {
     Created,
     Replaced,
     Unchanged,
-    /// A set member the document left out (with `--prune`), or whose name it gave to another
-    /// kind of intent.
+    /// With `--prune`: a resource the document left out (a set member, a set, an app, a
+    /// composite app). Also a set member whose name the document gave to another kind of intent.
     Deleted,
 }
 
@@ -29,6 +38,25 @@ impl Outcome {
             Outcome::Replaced => "replaced",
             Outcome::Unchanged => "unchanged",
             Outcome::Deleted => "deleted",
+        }
+    }
+
+    /// What a dry run says apply would do: `create`, `replace`, `unchanged`, `delete`.
+    pub fn as_planned(self) -> &'static str {
+        match self {
+            Outcome::Created => "create",
+            Outcome::Replaced => "replace",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Deleted => "delete",
+        }
+    }
+
+    /// `as_planned` in a dry run, else `as_str`.
+    pub fn verb(self, dry_run: bool) -> &'static str {
+        if dry_run {
+            self.as_planned()
+        } else {
+            self.as_str()
         }
     }
 }
@@ -58,6 +86,38 @@ pub enum ApplyError {
     /// The server answered with something this client does not understand.
     #[error("{path}: unexpected answer: {message}")]
     Unexpected { path: String, message: String },
+    /// `--prune` could not delete `path` (409: deployed, or referenced from elsewhere); the
+    /// deletions after it were not attempted. apply never terminates a deployment itself.
+    #[error(
+        "--prune stopped at {path}: {detail}{}{}",
+        terminate_hint(detail),
+        not_attempted(remaining)
+    )]
+    PruneRefused {
+        path: String,
+        detail: String,
+        /// The deletions not attempted, in order.
+        remaining: Vec<String>,
+    },
+}
+
+/// For a set (or a composite app holding one) that is still deployed: what to do, since apply
+/// does not do it.
+fn terminate_hint(detail: &str) -> String {
+    if detail.contains("deployed") {
+        "\n  meshintent apply never terminates a deployment: terminate each deployed traffic intent set \
+         (POST <set>/terminate), wait until its status is Terminated, then run apply again"
+            .to_owned()
+    } else {
+        String::new()
+    }
+}
+
+fn not_attempted(remaining: &[String]) -> String {
+    remaining
+        .iter()
+        .map(|p| format!("\n  not deleted: {p}"))
+        .collect()
 }
 
 fn fields(errors: &[(String, String)]) -> String {
@@ -180,6 +240,26 @@ impl ApiClient {
     }
 }
 
+/// What `apply_with` is asked to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Also delete what the document does not hold, within the projects and composite apps it
+    /// names: set members, traffic intent sets, apps, and composite apps of a named project.
+    pub prune: bool,
+    /// Change nothing (only GETs): each `Applied` is what a real apply would do now.
+    pub dry_run: bool,
+}
+
+/// What `apply_with` did (or, in a dry run, would do).
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    /// One entry per resource, in the order apply works.
+    pub applied: Vec<Applied>,
+    /// Dry run only: what a real apply is expected to stumble on (a set to delete that is still
+    /// deployed). Not resources; for standard error.
+    pub notes: Vec<String>,
+}
+
 /// The metadata fields a client writes, for comparing with the server's.
 fn writable(metadata: &Value) -> Value {
     json!({
@@ -189,14 +269,26 @@ fn writable(metadata: &Value) -> Value {
     })
 }
 
+/// Whether the server's `current` already holds the writable metadata and the spec of `body`.
+/// A kubeconfig in the body is left out: the server never returns one.
+fn same_fields(current: &Value, body: &Value) -> bool {
+    let mut spec = body["spec"].clone();
+    if let Some(spec) = spec.as_object_mut() {
+        spec.remove("kubeconfig");
+    }
+    writable(&current["metadata"]) == writable(&body["metadata"]) && current["spec"] == spec
+}
+
 /// Creates the resource at `path` from `body`, or replaces it when it differs. `secret` means the
-/// body carries a write-only field the server never returns, so equality cannot be seen: it is
-/// sent, and the server reports (by the revision) whether anything changed.
+/// body carries a write-only field the server never returns (a kubeconfig), so equality cannot
+/// be seen: it is sent, and the server reports (by the revision) whether anything changed.
+/// With `dry_run`, only the GET is sent.
 async fn put(
     client: &ApiClient,
     path: &ResourcePath,
     body: Value,
     secret: bool,
+    dry_run: bool,
 ) -> Result<Applied, ApplyError> {
     let url = path.url();
     let collection = path
@@ -204,16 +296,23 @@ async fn put(
         .collection_url(path.kind().expect("a resource path"));
     let outcome = match client.request(reqwest::Method::GET, &url, None).await? {
         None => {
-            client
-                .request(reqwest::Method::POST, &collection, Some(&body))
-                .await?;
+            if !dry_run {
+                client
+                    .request(reqwest::Method::POST, &collection, Some(&body))
+                    .await?;
+            }
             Outcome::Created
         }
         Some(current) => {
-            let same = writable(&current["metadata"]) == writable(&body["metadata"])
-                && current["spec"] == body["spec"];
+            let same = same_fields(&current, &body);
             if same && !secret {
                 Outcome::Unchanged
+            } else if dry_run {
+                if same {
+                    secret_outcome(&current, &body)
+                } else {
+                    Outcome::Replaced
+                }
             } else {
                 let replaced = client
                     .request(reqwest::Method::PUT, &url, Some(&body))
@@ -230,6 +329,19 @@ async fn put(
     Ok(Applied { path: url, outcome })
 }
 
+/// A dry run's guess for a cluster whose other fields are the same: an empty kubeconfig removes
+/// the stored one (a change if one is stored), a kubeconfig where none is stored is a change,
+/// and one where one is stored is taken to be the same (the server never shows it).
+fn secret_outcome(current: &Value, body: &Value) -> Outcome {
+    let stored = current["status"]["kubeconfigStored"].as_bool() == Some(true);
+    let removes = body["spec"]["kubeconfig"].as_str() == Some("");
+    if removes == stored {
+        Outcome::Replaced
+    } else {
+        Outcome::Unchanged
+    }
+}
+
 /// The `{metadata, spec}` a client sends: the metadata it may write, and the spec.
 fn envelope(metadata: &Metadata, spec: &impl Serialize) -> Value {
     json!({"metadata": metadata.clone().writable(), "spec": spec})
@@ -239,13 +351,23 @@ fn child(parent: &ResourcePath, kind: Kind, metadata: &Metadata) -> ResourcePath
     parent.child(kind, Key::named(metadata.name.clone()))
 }
 
+fn composite_app_path(project: &ResourcePath, ca: &DocCompositeApp) -> ResourcePath {
+    project.child(
+        Kind::CompositeApp,
+        Key {
+            name: ca.metadata.name.clone(),
+            version: Some(ca.spec.version.clone()),
+        },
+    )
+}
+
 /// Requests in flight at once for resources that do not depend on each other.
 const PARALLEL_REQUESTS: usize = 8;
 
 /// Runs `puts` with up to `PARALLEL_REQUESTS` in flight; results in the given order.
-async fn all<F>(puts: Vec<F>) -> Result<Vec<Applied>, ApplyError>
+async fn all<F, T>(puts: Vec<F>) -> Result<Vec<T>, ApplyError>
 where
-    F: std::future::Future<Output = Result<Applied, ApplyError>>,
+    F: std::future::Future<Output = Result<T, ApplyError>>,
 {
     use futures::StreamExt;
     futures::stream::iter(puts)
@@ -268,22 +390,75 @@ struct MemberChange {
     change: String,
 }
 
-/// Applies every resource of `document`, parents before children, references before referrers
-/// (clusters, projects, composite apps, apps, sets), independent ones in parallel; each set's
-/// members go in one request (`PUT .../document`, one transaction on the server). Without
-/// `prune`, members a set holds that the document does not mention are kept.
+/// Collects what apply did, handing each entry to the caller as soon as it is known (so that
+/// what happened before an error is still shown).
+struct Sink<'a> {
+    applied: Vec<Applied>,
+    report: &'a mut dyn FnMut(&Applied),
+}
+
+impl Sink<'_> {
+    fn push(&mut self, applied: Applied) {
+        (self.report)(&applied);
+        self.applied.push(applied);
+    }
+
+    fn extend(&mut self, applied: impl IntoIterator<Item = Applied>) {
+        for a in applied {
+            self.push(a);
+        }
+    }
+}
+
+/// Applies every resource of `document` (see `apply_with`); with `prune`, also deletes what it
+/// left out within the projects and composite apps it names.
 pub async fn apply(
     client: &ApiClient,
     document: &IntentDocument,
     prune: bool,
 ) -> Result<Vec<Applied>, ApplyError> {
+    let options = ApplyOptions {
+        prune,
+        dry_run: false,
+    };
+    Ok(apply_with(client, document, options, &mut |_| {})
+        .await?
+        .applied)
+}
+
+/// Applies every resource of `document`, parents before children, references before referrers
+/// (clusters, projects, composite apps, apps, sets), independent ones in parallel; each set's
+/// members go in one request (`PUT .../document`, one transaction on the server). Without
+/// `prune`, members a set holds that the document does not mention are kept (and listed as
+/// unchanged, as the server reports them). With `prune`, they are deleted in that request, and
+/// then, one request each and deepest first, the traffic intent sets and apps of each named
+/// composite app and the composite apps of each named project that the document does not hold
+/// (a set or composite app with everything below it). Deletions come after every create and
+/// replace, so a failure leaves more than the document asks for, never less. The first refused
+/// deletion (409: still deployed, or referenced) stops apply with `ApplyError::PruneRefused`.
+///
+/// With `dry_run`, only GETs are sent and the same entries come back, in the same order, with
+/// what would happen: resources and sets compared with what the server holds (metadata the
+/// client writes and spec; server-set fields such as revision and timestamps are not compared),
+/// set members with the set's stored document (`GET ...?format=document`), by the rules of
+/// `PUT .../document`. `report` sees each entry as soon as it is known.
+pub async fn apply_with(
+    client: &ApiClient,
+    document: &IntentDocument,
+    options: ApplyOptions,
+    report: &mut dyn FnMut(&Applied),
+) -> Result<ApplyReport, ApplyError> {
+    let ApplyOptions { prune, dry_run } = options;
     // Check locally first, with pointers into the document, before anything is written; this
     // also fills the defaults the API fills, so what is sent is what the server stores.
     let mut document = document.clone();
     document
         .resolve()
         .map_err(|errors| ApplyError::Document(crate::domain::document::describe(&errors)))?;
-    let mut applied = Vec::new();
+    let mut out = Sink {
+        applied: Vec::new(),
+        report,
+    };
     let root = ResourcePath::root();
     let clusters = document.clusters.iter().map(|cluster| {
         let mut body = envelope(&cluster.metadata, &cluster.spec);
@@ -292,58 +467,71 @@ pub async fn apply(
             body["spec"]["kubeconfig"] = Value::String(k.expose().to_owned());
         }
         let path = child(&root, Kind::Cluster, &cluster.metadata);
-        async move { put(client, &path, body, kubeconfig.is_some()).await }
+        async move { put(client, &path, body, kubeconfig.is_some(), dry_run).await }
     });
-    applied.extend(all(clusters.collect()).await?);
+    out.extend(all(clusters.collect()).await?);
     let projects = document.projects.iter().map(|project| {
         let path = child(&root, Kind::Project, &project.metadata);
         let body = envelope(&project.metadata, &project.spec);
-        async move { put(client, &path, body, false).await }
+        async move { put(client, &path, body, false, dry_run).await }
     });
-    applied.extend(all(projects.collect()).await?);
+    out.extend(all(projects.collect()).await?);
     let mut composite_apps = Vec::new();
     for project in &document.projects {
         let project_path = child(&root, Kind::Project, &project.metadata);
         for ca in &project.composite_apps {
-            let ca_path = project_path.child(
-                Kind::CompositeApp,
-                Key {
-                    name: ca.metadata.name.clone(),
-                    version: Some(ca.spec.version.clone()),
-                },
-            );
-            composite_apps.push((ca_path, ca));
+            composite_apps.push((composite_app_path(&project_path, ca), ca));
         }
     }
     let cas = composite_apps.iter().map(|(path, ca)| {
         let body = envelope(&ca.metadata, &ca.spec);
-        async move { put(client, path, body, false).await }
+        async move { put(client, path, body, false, dry_run).await }
     });
-    applied.extend(all(cas.collect()).await?);
+    out.extend(all(cas.collect()).await?);
     let apps = composite_apps.iter().flat_map(|(ca_path, ca)| {
         ca.apps.iter().map(move |app| {
             let path = child(ca_path, Kind::App, &app.metadata);
             let body = envelope(&app.metadata, &app.spec);
-            async move { put(client, &path, body, false).await }
+            async move { put(client, &path, body, false, dry_run).await }
         })
     });
-    applied.extend(all(apps.collect()).await?);
+    out.extend(all(apps.collect()).await?);
     for (ca_path, ca) in &composite_apps {
         for set in &ca.traffic_intent_sets {
             let set_path = child(ca_path, Kind::TrafficIntentSet, &set.metadata);
-            let body = envelope(&set.metadata, &set.spec);
-            applied.push(put(client, &set_path, body, false).await?);
-            applied.extend(put_members(client, &set_path, set, prune).await?);
+            if dry_run {
+                out.extend(plan_set(client, &set_path, set, prune).await?);
+            } else {
+                let body = envelope(&set.metadata, &set.spec);
+                out.push(put(client, &set_path, body, false, false).await?);
+                out.extend(put_members(client, &set_path, set, prune).await?);
+            }
         }
     }
-    Ok(applied)
+    let mut notes = Vec::new();
+    if prune {
+        let doomed = doomed(client, &document).await?;
+        if dry_run {
+            notes = deployed_notes(client, &doomed).await?;
+            out.extend(doomed.iter().map(|path| Applied {
+                path: path.url(),
+                outcome: Outcome::Deleted,
+            }));
+        } else {
+            delete_all(client, &doomed, &mut out).await?;
+        }
+    }
+    Ok(ApplyReport {
+        applied: out.applied,
+        notes,
+    })
 }
 
 /// Sends a set's members in one `PUT .../document` and reads what happened to each.
 async fn put_members(
     client: &ApiClient,
     set_path: &ResourcePath,
-    set: &crate::domain::document::DocIntentSet,
+    set: &DocIntentSet,
     prune: bool,
 ) -> Result<Vec<Applied>, ApplyError> {
     let url = format!("{}/document?prune={prune}", set_path.url());
@@ -382,6 +570,446 @@ async fn put_members(
             })
         })
         .collect()
+}
+
+/// A dry run of one set: the set itself as `put` compares it, then its members as
+/// `PUT .../document?prune=...` would report them (the same order: the members it keeps or
+/// makes in document order, then the ones it deletes in path order), from one GET of the set
+/// as a document.
+async fn plan_set(
+    client: &ApiClient,
+    set_path: &ResourcePath,
+    set: &DocIntentSet,
+    prune: bool,
+) -> Result<Vec<Applied>, ApplyError> {
+    let url = format!("{}?format=document", set_path.url());
+    let Some(exported) = client.request(reqwest::Method::GET, &url, None).await? else {
+        // A new set: it and every member are created.
+        let mut out = vec![Applied {
+            path: set_path.url(),
+            outcome: Outcome::Created,
+        }];
+        out.extend(set_members(set_path, set).into_iter().map(|m| Applied {
+            path: m.url,
+            outcome: Outcome::Created,
+        }));
+        return Ok(out);
+    };
+    let stored: DocIntentSet = exported
+        .pointer("/projects/0/compositeApps/0/trafficIntentSets/0")
+        .cloned()
+        .ok_or_else(|| "no set in the document".to_owned())
+        .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+        .map_err(|message| ApplyError::Unexpected {
+            path: url.clone(),
+            message,
+        })?;
+    let same_set = same_fields(
+        &envelope(&stored.metadata, &stored.spec),
+        &envelope(&set.metadata, &set.spec),
+    );
+    let mut out = vec![Applied {
+        path: set_path.url(),
+        outcome: if same_set {
+            Outcome::Unchanged
+        } else {
+            Outcome::Replaced
+        },
+    }];
+    out.extend(member_changes(set_path, set, &stored, prune));
+    Ok(out)
+}
+
+/// What `PUT .../document?prune=...` of `body` does to a set holding `stored`, member by member,
+/// in the order it reports: the members of the body (without `prune`, followed by the stored
+/// ones it keeps, as `merged` puts them) created, replaced or unchanged, then the stored members
+/// it deletes, in path order. Mirrors `service::bulk::replace_set_members`.
+fn member_changes(
+    set_path: &ResourcePath,
+    body: &DocIntentSet,
+    stored: &DocIntentSet,
+    prune: bool,
+) -> Vec<Applied> {
+    let wanted = if prune {
+        set_members(set_path, body)
+    } else {
+        set_members(set_path, &merged(body, stored))
+    };
+    let stored: BTreeMap<String, PlannedMember> = set_members(set_path, stored)
+        .into_iter()
+        .map(|m| (m.url.clone(), m))
+        .collect();
+    let wanted_urls: BTreeSet<&str> = wanted.iter().map(|m| m.url.as_str()).collect();
+    let wanted_intents: BTreeSet<&Name> = wanted
+        .iter()
+        .filter(|m| m.top_level)
+        .map(|m| &m.name)
+        .collect();
+    let mut out: Vec<Applied> = wanted
+        .iter()
+        .map(|m| Applied {
+            path: m.url.clone(),
+            outcome: match stored.get(&m.url) {
+                None => Outcome::Created,
+                Some(s) if s.fields == m.fields && s.spec == m.spec => Outcome::Unchanged,
+                Some(_) => Outcome::Replaced,
+            },
+        })
+        .collect();
+    // A stored member the body leaves out goes with `prune`; without, only an intent whose name
+    // the body gives to another kind of intent (its children go with it unlisted, as the server
+    // reports it).
+    out.extend(
+        stored
+            .values()
+            .filter(|s| {
+                !wanted_urls.contains(s.url.as_str())
+                    && (prune || (s.top_level && wanted_intents.contains(&s.name)))
+            })
+            .map(|s| Applied {
+                path: s.url.clone(),
+                outcome: Outcome::Deleted,
+            }),
+    );
+    out
+}
+
+/// One member of a set as `PUT .../document` compares it.
+struct PlannedMember {
+    url: String,
+    /// An intent (a child of the set): intents share one name scope.
+    top_level: bool,
+    name: Name,
+    /// The metadata a client writes.
+    fields: (Option<Description>, Option<UserData>, Option<UserData>),
+    spec: Value,
+}
+
+/// A set's members, parents before children, in document order: each inbound intent with its
+/// clients and their security intents, then the outbound intents, then the route intents.
+fn set_members(set_path: &ResourcePath, set: &DocIntentSet) -> Vec<PlannedMember> {
+    fn member(
+        parent: &ResourcePath,
+        kind: Kind,
+        metadata: &Metadata,
+        spec: &impl Serialize,
+    ) -> (ResourcePath, PlannedMember) {
+        let path = child(parent, kind, metadata);
+        let planned = PlannedMember {
+            url: path.url(),
+            top_level: kind.parent() == Some(Kind::TrafficIntentSet),
+            name: metadata.name.clone(),
+            fields: (
+                metadata.description.clone(),
+                metadata.user_data1.clone(),
+                metadata.user_data2.clone(),
+            ),
+            spec: serde_json::to_value(spec).expect("specs serialize to JSON"),
+        };
+        (path, planned)
+    }
+    let mut out = Vec::new();
+    for inbound in &set.inbound_intents {
+        let (path, m) = member(
+            set_path,
+            Kind::InboundIntent,
+            &inbound.metadata,
+            &inbound.spec,
+        );
+        out.push(m);
+        for client in &inbound.clients {
+            let (client_path, m) = member(&path, Kind::Client, &client.metadata, &client.spec);
+            out.push(m);
+            for rule in &client.security_intents {
+                let (_, m) = member(
+                    &client_path,
+                    Kind::SecurityIntent,
+                    &rule.metadata,
+                    &rule.spec,
+                );
+                out.push(m);
+            }
+        }
+    }
+    for outbound in &set.outbound_intents {
+        let (_, m) = member(
+            set_path,
+            Kind::OutboundIntent,
+            &outbound.metadata,
+            &outbound.spec,
+        );
+        out.push(m);
+    }
+    for route in &set.route_intents {
+        let (_, m) = member(set_path, Kind::RouteIntent, &route.metadata, &route.spec);
+        out.push(m);
+    }
+    out
+}
+
+/// The set `PUT .../document?prune=false` writes: the body, and after its own members, at every
+/// level, the stored ones it does not mention (an inbound intent of the body keeps the stored
+/// clients it leaves out; a stored intent is kept unless the body names it, as any kind).
+/// Mirrors `service::bulk::merge`.
+fn merged(body: &DocIntentSet, stored: &DocIntentSet) -> DocIntentSet {
+    let mut into = body.clone();
+    let mut stored_inbound: BTreeMap<&Name, &DocInboundIntent> = stored
+        .inbound_intents
+        .iter()
+        .map(|i| (&i.metadata.name, i))
+        .collect();
+    for inbound in &mut into.inbound_intents {
+        let Some(old) = stored_inbound.remove(&inbound.metadata.name) else {
+            continue;
+        };
+        let mut old_clients: BTreeMap<&Name, &DocClient> =
+            old.clients.iter().map(|c| (&c.metadata.name, c)).collect();
+        for client in &mut inbound.clients {
+            let Some(old) = old_clients.remove(&client.metadata.name) else {
+                continue;
+            };
+            let named: BTreeSet<Name> = client
+                .security_intents
+                .iter()
+                .map(|s| s.metadata.name.clone())
+                .collect();
+            client.security_intents.extend(
+                old.security_intents
+                    .iter()
+                    .filter(|s| !named.contains(&s.metadata.name))
+                    .cloned(),
+            );
+        }
+        inbound.clients.extend(old_clients.into_values().cloned());
+    }
+    let named: BTreeSet<Name> = into
+        .inbound_intents
+        .iter()
+        .map(|i| i.metadata.name.clone())
+        .chain(
+            into.outbound_intents
+                .iter()
+                .map(|o| o.metadata.name.clone()),
+        )
+        .chain(into.route_intents.iter().map(|r| r.metadata.name.clone()))
+        .collect();
+    into.inbound_intents.extend(
+        stored_inbound
+            .into_values()
+            .filter(|i| !named.contains(&i.metadata.name))
+            .cloned(),
+    );
+    into.outbound_intents.extend(
+        stored
+            .outbound_intents
+            .iter()
+            .filter(|o| !named.contains(&o.metadata.name))
+            .cloned(),
+    );
+    into.route_intents.extend(
+        stored
+            .route_intents
+            .iter()
+            .filter(|r| !named.contains(&r.metadata.name))
+            .cloned(),
+    );
+    into
+}
+
+/// Every item of a collection, page after page (none when its parent does not exist).
+async fn list(client: &ApiClient, collection: &str) -> Result<Vec<Value>, ApplyError> {
+    let mut items = Vec::new();
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut url = format!("{collection}?limit=1000");
+        if let Some(token) = &page_token {
+            url.push_str("&pageToken=");
+            url.extend(url::form_urlencoded::byte_serialize(token.as_bytes()));
+        }
+        let Some(page) = client.request(reqwest::Method::GET, &url, None).await? else {
+            return Ok(items);
+        };
+        match page["items"].as_array() {
+            Some(page_items) => items.extend(page_items.iter().cloned()),
+            None => {
+                return Err(ApplyError::Unexpected {
+                    path: url,
+                    message: "not a list (no items)".into(),
+                });
+            }
+        }
+        match page["nextPage"].as_str() {
+            Some(token) => page_token = Some(token.to_owned()),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// The key of a listed resource: its name (and, for a composite app, its version).
+fn listed_key(item: &Value, kind: Kind, collection: &str) -> Result<Key, ApplyError> {
+    let unexpected = |message: String| ApplyError::Unexpected {
+        path: collection.to_owned(),
+        message,
+    };
+    let name: Name = item["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: String| unexpected(format!("an item's name: {e}")))?;
+    let version = if kind == Kind::CompositeApp {
+        let version: VersionName = item["spec"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: String| unexpected(format!("an item's version: {e}")))?;
+        Some(version)
+    } else {
+        None
+    };
+    Ok(Key { name, version })
+}
+
+/// The resources of `kind` below `parent` on the server whose path is not in `keep`.
+async fn unlisted(
+    client: &ApiClient,
+    parent: &ResourcePath,
+    kind: Kind,
+    keep: &BTreeSet<String>,
+) -> Result<Vec<ResourcePath>, ApplyError> {
+    let collection = parent.collection_url(kind);
+    let mut out = Vec::new();
+    for item in list(client, &collection).await? {
+        let path = parent.child(kind, listed_key(&item, kind, &collection)?);
+        if !keep.contains(&path.url()) {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// What `--prune` deletes besides set members, in the order it deletes them (deepest first):
+/// the traffic intent sets, then the apps, of each composite app the document names, then the
+/// composite apps of each project it names, that the document does not hold; each group in
+/// document order of its parent and name order within it. Nothing outside the named projects
+/// and composite apps; never a cluster or a project.
+async fn doomed(
+    client: &ApiClient,
+    document: &IntentDocument,
+) -> Result<Vec<ResourcePath>, ApplyError> {
+    let root = ResourcePath::root();
+    let mut sets = Vec::new();
+    let mut apps = Vec::new();
+    let mut composite_apps = Vec::new();
+    for project in &document.projects {
+        let project_path = child(&root, Kind::Project, &project.metadata);
+        let keep: BTreeSet<String> = project
+            .composite_apps
+            .iter()
+            .map(|ca| composite_app_path(&project_path, ca).url())
+            .collect();
+        composite_apps.extend(unlisted(client, &project_path, Kind::CompositeApp, &keep).await?);
+        for ca in &project.composite_apps {
+            let ca_path = composite_app_path(&project_path, ca);
+            let keep: BTreeSet<String> = ca
+                .traffic_intent_sets
+                .iter()
+                .map(|s| child(&ca_path, Kind::TrafficIntentSet, &s.metadata).url())
+                .collect();
+            sets.extend(unlisted(client, &ca_path, Kind::TrafficIntentSet, &keep).await?);
+            let keep: BTreeSet<String> = ca
+                .apps
+                .iter()
+                .map(|a| child(&ca_path, Kind::App, &a.metadata).url())
+                .collect();
+            apps.extend(unlisted(client, &ca_path, Kind::App, &keep).await?);
+        }
+    }
+    sets.extend(apps);
+    sets.extend(composite_apps);
+    Ok(sets)
+}
+
+/// Deletes `doomed` in order, one request each (a set or composite app with everything below
+/// it). One the server refuses (409: deployed, or referenced from elsewhere) stops the rest.
+async fn delete_all(
+    client: &ApiClient,
+    doomed: &[ResourcePath],
+    out: &mut Sink<'_>,
+) -> Result<(), ApplyError> {
+    for (i, path) in doomed.iter().enumerate() {
+        let url = path.url();
+        let request = match path.kind() {
+            Some(Kind::TrafficIntentSet | Kind::CompositeApp) => format!("{url}?cascade=true"),
+            _ => url.clone(),
+        };
+        match client
+            .request(reqwest::Method::DELETE, &request, None)
+            .await
+        {
+            Ok(_) => out.push(Applied {
+                path: url,
+                outcome: Outcome::Deleted,
+            }),
+            // Deleted by someone else since it was listed: nothing left to do.
+            Err(ApplyError::Api { status: 404, .. }) => {}
+            Err(ApplyError::Api {
+                status: 409,
+                detail,
+                ..
+            }) => {
+                return Err(ApplyError::PruneRefused {
+                    path: url,
+                    detail,
+                    remaining: doomed[i + 1..].iter().map(ResourcePath::url).collect(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// For a dry run: the sets among `doomed` (or inside a doomed composite app) whose latest
+/// deployment is not a finished terminate, which the server will refuse to delete.
+async fn deployed_notes(
+    client: &ApiClient,
+    doomed: &[ResourcePath],
+) -> Result<Vec<String>, ApplyError> {
+    let mut sets = Vec::new();
+    for path in doomed {
+        match path.kind() {
+            Some(Kind::TrafficIntentSet) => sets.push(path.clone()),
+            Some(Kind::CompositeApp) => {
+                sets.extend(unlisted(client, path, Kind::TrafficIntentSet, &BTreeSet::new()).await?)
+            }
+            _ => {}
+        }
+    }
+    let statuses = sets.iter().map(|set| async move {
+        let url = format!("{}/status", set.url());
+        let Some(status) = client.request(reqwest::Method::GET, &url, None).await? else {
+            return Ok(None);
+        };
+        let status: StatusView =
+            serde_json::from_value(status).map_err(|e| ApplyError::Unexpected {
+                path: url,
+                message: e.to_string(),
+            })?;
+        Ok((status.state != DeploymentState::Terminated).then(|| {
+            format!(
+                "{} is deployed (revision {} {}): --prune will stop there; terminate it first (POST {}/terminate)",
+                set.url(),
+                status.revision,
+                status.state,
+                set.url()
+            )
+        }))
+    });
+    Ok(all(statuses.collect())
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// The API paths of every traffic intent set of a document.

@@ -286,10 +286,17 @@ struct ApplyArgs {
     /// API token (or OIDC token) sent as `Authorization: Bearer`.
     #[arg(long, env = "MESHINTENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Delete the members of each set of the document that it does not mention (intents,
-    /// clients, security intents). Other resources are never deleted.
+    /// Also delete what the document does not hold, within the projects and composite apps it
+    /// names: members of its sets, then traffic intent sets and apps of each named composite
+    /// app, then composite apps of each named project (deepest first, after every create and
+    /// replace). Nothing in other projects; never a cluster or a project. A deployed set is not
+    /// deleted (terminate it first): apply stops there and exits non-zero.
     #[arg(long)]
     prune: bool,
+    /// Change nothing: print what apply would do, one line per resource (create, replace,
+    /// unchanged, delete), from GETs only.
+    #[arg(long, conflicts_with = "deploy")]
+    dry_run: bool,
     /// Then deploy every traffic intent set of the document.
     #[arg(long)]
     deploy: bool,
@@ -367,10 +374,13 @@ fn read_document(file: &std::path::Path) -> Result<String, String> {
     }
 }
 
-/// `meshintent apply`: one line per resource with what happened to it; then, with `--deploy`,
-/// the deploys, and with `--wait` their progress until they end.
+/// `meshintent apply`: one line per resource with what happened to it (with `--dry-run`, what
+/// would happen), printed as it is known; then, with `--deploy`, the deploys, and with `--wait`
+/// their progress until they end.
 async fn apply(args: ApplyArgs) -> Result<(), String> {
-    use meshintent::apply::{ApiClient, apply, deploy, progress_line, set_paths, wait};
+    use meshintent::apply::{
+        ApiClient, ApplyOptions, apply_with, deploy, progress_line, set_paths, wait,
+    };
     use meshintent::domain::deployment::DeploymentState;
     let text = read_document(&args.file)?;
     let document =
@@ -379,13 +389,25 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     let client = ApiClient::new(&args.server)
         .map_err(|e| e.to_string())?
         .with_token(args.token.clone());
-    let applied = apply(&client, &document, args.prune)
-        .await
-        .map_err(|e| e.to_string())?;
-    for a in &applied {
-        say(format_args!("{} {}", a.outcome.as_str(), a.path))?;
+    let options = ApplyOptions {
+        prune: args.prune,
+        dry_run: args.dry_run,
+    };
+    // Each line as soon as it is known; the first failed write (not a closed pipe) is reported
+    // once apply has ended.
+    let mut printed = Ok(());
+    let report = apply_with(&client, &document, options, &mut |a| {
+        if printed.is_ok() {
+            printed = say(format_args!("{} {}", a.outcome.verb(args.dry_run), a.path));
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    printed?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
     }
-    if !args.deploy {
+    if args.dry_run || !args.deploy {
         return Ok(());
     }
     let mut deployments = Vec::new();

@@ -10,6 +10,7 @@ mod fake_kube;
 mod golden_files;
 
 mod access;
+mod apply_prune;
 mod bindings;
 mod claims;
 mod cli;
