@@ -2,10 +2,10 @@
 //! creating what is missing and replacing what differs, in dependency order. Running it twice
 //! changes nothing. Resources the document does not mention are left alone unless `--prune` is
 //! given; then, within the projects and composite apps the document names (and nowhere else),
-//! what it does not hold is deleted, deepest first: a set's members (in the set's document
-//! write), then traffic intent sets, apps, and composite apps of a named project. Clusters and
-//! projects are never deleted. `--dry-run` sends only GETs and lists what a real apply would do,
-//! line for line.
+//! what it does not hold is deleted, never before what refers to it: traffic intent sets and
+//! composite apps before the document's sets are written (freeing the mesh names they claim), a
+//! set's members in its document write, apps after. Clusters and projects are never deleted.
+//! `--dry-run` sends only GETs and lists what a real apply would do, line for line.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,18 +86,21 @@ pub enum ApplyError {
     /// The server answered with something this client does not understand.
     #[error("{path}: unexpected answer: {message}")]
     Unexpected { path: String, message: String },
-    /// `--prune` could not delete `path` (409: deployed, or referenced from elsewhere); the
-    /// deletions after it were not attempted. apply never terminates a deployment itself.
+    /// `--prune` could not delete `path` (409: deployed, or referenced from elsewhere); what
+    /// apply would have done after it was not attempted. apply never terminates a deployment.
     #[error(
-        "--prune stopped at {path}: {detail}{}{}",
+        "--prune stopped at {path}: {detail}{}{}{}",
         terminate_hint(detail),
-        not_attempted(remaining)
+        listed("not written", not_written),
+        listed("not deleted", not_deleted)
     )]
     PruneRefused {
         path: String,
         detail: String,
+        /// The traffic intent sets (with their members) not written, in order.
+        not_written: Vec<String>,
         /// The deletions not attempted, in order.
-        remaining: Vec<String>,
+        not_deleted: Vec<String>,
     },
 }
 
@@ -113,11 +116,8 @@ fn terminate_hint(detail: &str) -> String {
     }
 }
 
-fn not_attempted(remaining: &[String]) -> String {
-    remaining
-        .iter()
-        .map(|p| format!("\n  not deleted: {p}"))
-        .collect()
+fn listed(what: &str, paths: &[String]) -> String {
+    paths.iter().map(|p| format!("\n  {what}: {p}")).collect()
 }
 
 fn fields(errors: &[(String, String)]) -> String {
@@ -430,11 +430,16 @@ pub async fn apply(
 /// (clusters, projects, composite apps, apps, sets), independent ones in parallel; each set's
 /// members go in one request (`PUT .../document`, one transaction on the server). Without
 /// `prune`, members a set holds that the document does not mention are kept (and listed as
-/// unchanged, as the server reports them). With `prune`, they are deleted in that request, and
-/// then, one request each and deepest first, the traffic intent sets and apps of each named
-/// composite app and the composite apps of each named project that the document does not hold
-/// (a set or composite app with everything below it). Deletions come after every create and
-/// replace, so a failure leaves more than the document asks for, never less. The first refused
+/// unchanged, as the server reports them).
+///
+/// With `prune`, those members are deleted in that request, and the other resources of the
+/// named projects and composite apps that the document does not hold are deleted one request
+/// each, never before what refers to them: after the apps are written, the traffic intent sets
+/// of each named composite app and then the composite apps of each named project (each with
+/// everything below it), so that the mesh names they claim are free when the document's sets
+/// are written (a renamed set, a new composite app version); after the sets, the apps of each
+/// named composite app (the sets' old members may have referred to them). Only resources the
+/// document does not want are deleted, and a deployed set is never deleted: the first refused
 /// deletion (409: still deployed, or referenced) stops apply with `ApplyError::PruneRefused`.
 ///
 /// With `dry_run`, only GETs are sent and the same entries come back, in the same order, with
@@ -496,35 +501,60 @@ pub async fn apply_with(
         })
     });
     out.extend(all(apps.collect()).await?);
-    for (ca_path, ca) in &composite_apps {
-        for set in &ca.traffic_intent_sets {
-            let set_path = child(ca_path, Kind::TrafficIntentSet, &set.metadata);
-            if dry_run {
-                out.extend(plan_set(client, &set_path, set, prune).await?);
-            } else {
-                let body = envelope(&set.metadata, &set.spec);
-                out.push(put(client, &set_path, body, false, false).await?);
-                out.extend(put_members(client, &set_path, set, prune).await?);
-            }
+    let doomed = if prune {
+        doomed(client, &document).await?
+    } else {
+        Doomed::default()
+    };
+    let sets: Vec<(ResourcePath, &DocIntentSet)> = composite_apps
+        .iter()
+        .flat_map(|(ca_path, ca)| {
+            ca.traffic_intent_sets
+                .iter()
+                .map(|set| (child(ca_path, Kind::TrafficIntentSet, &set.metadata), set))
+        })
+        .collect();
+    if dry_run {
+        let notes = deployed_notes(client, &doomed.before_sets).await?;
+        out.extend(deleted(&doomed.before_sets));
+        for (set_path, set) in &sets {
+            out.extend(plan_set(client, set_path, set, prune).await?);
         }
+        out.extend(deleted(&doomed.after_sets));
+        return Ok(ApplyReport {
+            applied: out.applied,
+            notes,
+        });
     }
-    let mut notes = Vec::new();
-    if prune {
-        let doomed = doomed(client, &document).await?;
-        if dry_run {
-            notes = deployed_notes(client, &doomed).await?;
-            out.extend(doomed.iter().map(|path| Applied {
-                path: path.url(),
-                outcome: Outcome::Deleted,
-            }));
-        } else {
-            delete_all(client, &doomed, &mut out).await?;
-        }
+    let not_written: Vec<String> = sets.iter().map(|(path, _)| path.url()).collect();
+    delete_all(
+        client,
+        &doomed.before_sets,
+        &doomed.after_sets,
+        &not_written,
+        &mut out,
+    )
+    .await?;
+    for (set_path, set) in &sets {
+        let body = envelope(&set.metadata, &set.spec);
+        out.push(put(client, set_path, body, false, false).await?);
+        out.extend(put_members(client, set_path, set, prune).await?);
     }
+    delete_all(client, &doomed.after_sets, &[], &[], &mut out).await?;
     Ok(ApplyReport {
         applied: out.applied,
-        notes,
+        notes: Vec::new(),
     })
+}
+
+fn deleted(paths: &[ResourcePath]) -> Vec<Applied> {
+    paths
+        .iter()
+        .map(|path| Applied {
+            path: path.url(),
+            outcome: Outcome::Deleted,
+        })
+        .collect()
 }
 
 /// Sends a set's members in one `PUT .../document` and reads what happened to each.
@@ -887,15 +917,25 @@ async fn unlisted(
     Ok(out)
 }
 
-/// What `--prune` deletes besides set members, in the order it deletes them (deepest first):
-/// the traffic intent sets, then the apps, of each composite app the document names, then the
-/// composite apps of each project it names, that the document does not hold; each group in
-/// document order of its parent and name order within it. Nothing outside the named projects
-/// and composite apps; never a cluster or a project.
-async fn doomed(
-    client: &ApiClient,
-    document: &IntentDocument,
-) -> Result<Vec<ResourcePath>, ApplyError> {
+/// What `--prune` deletes besides set members, in the order it deletes them: nothing is deleted
+/// before what refers to it.
+#[derive(Debug, Default)]
+struct Doomed {
+    /// Before the sets of the document are written, so that the mesh names they claim are free
+    /// for them (a set renamed, a composite app moved to a new version): the traffic intent sets
+    /// of each composite app the document names, then the composite apps of each project it
+    /// names. Nothing the document holds refers to them.
+    before_sets: Vec<ResourcePath>,
+    /// After the sets are written (their members may have referred to them): the apps of each
+    /// composite app the document names.
+    after_sets: Vec<ResourcePath>,
+}
+
+/// What `--prune` deletes besides set members: the resources of the named projects and
+/// composite apps that the document does not hold, each group in document order of its parent
+/// and name order within it. Nothing outside the named projects and composite apps; never a
+/// cluster or a project.
+async fn doomed(client: &ApiClient, document: &IntentDocument) -> Result<Doomed, ApplyError> {
     let root = ResourcePath::root();
     let mut sets = Vec::new();
     let mut apps = Vec::new();
@@ -924,16 +964,22 @@ async fn doomed(
             apps.extend(unlisted(client, &ca_path, Kind::App, &keep).await?);
         }
     }
-    sets.extend(apps);
     sets.extend(composite_apps);
-    Ok(sets)
+    Ok(Doomed {
+        before_sets: sets,
+        after_sets: apps,
+    })
 }
 
 /// Deletes `doomed` in order, one request each (a set or composite app with everything below
-/// it). One the server refuses (409: deployed, or referenced from elsewhere) stops the rest.
+/// it). One the server refuses (409: deployed, or referenced from elsewhere) stops apply: the
+/// error names the rest of `doomed` and `then_deleted` as not deleted, and `not_written` (the
+/// sets apply would have written next) as not written.
 async fn delete_all(
     client: &ApiClient,
     doomed: &[ResourcePath],
+    then_deleted: &[ResourcePath],
+    not_written: &[String],
     out: &mut Sink<'_>,
 ) -> Result<(), ApplyError> {
     for (i, path) in doomed.iter().enumerate() {
@@ -960,7 +1006,12 @@ async fn delete_all(
                 return Err(ApplyError::PruneRefused {
                     path: url,
                     detail,
-                    remaining: doomed[i + 1..].iter().map(ResourcePath::url).collect(),
+                    not_written: not_written.to_vec(),
+                    not_deleted: doomed[i + 1..]
+                        .iter()
+                        .chain(then_deleted)
+                        .map(ResourcePath::url)
+                        .collect(),
                 });
             }
             Err(e) => return Err(e),

@@ -287,9 +287,10 @@ struct ApplyArgs {
     #[arg(long, env = "MESHINTENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Also delete what the document does not hold, within the projects and composite apps it
-    /// names: members of its sets, then traffic intent sets and apps of each named composite
-    /// app, then composite apps of each named project (deepest first, after every create and
-    /// replace). Nothing in other projects; never a cluster or a project. A deployed set is not
+    /// names: members of its sets, traffic intent sets and apps of each named composite app,
+    /// composite apps of each named project (never before what refers to them; sets and
+    /// composite apps before the document's sets are written, so that their mesh names are
+    /// free). Nothing in other projects; never a cluster or a project. A deployed set is not
     /// deleted (terminate it first): apply stops there and exits non-zero.
     #[arg(long)]
     prune: bool,

@@ -301,6 +301,9 @@ both_backends!(
         for app in ["httpbin", "reviews", "ratings", "sleep", "curl"] {
             expected.push(format!("unchanged {CA}/apps/{app}"));
         }
+        // The dropped set goes before the sets are written; the dropped members in their set's
+        // write (after the members it keeps, in path order; a deleted intent's client too).
+        expected.push(format!("delete {EXTRA}"));
         for member in [
             "",
             "/inbound-intents/httpbin",
@@ -309,13 +312,13 @@ both_backends!(
         ] {
             expected.push(format!("unchanged {SET}{member}"));
         }
-        let doomed = [
+        let members = [
             format!("{SET}/inbound-intents/httpbin/clients/curl"),
             format!("{SET}/inbound-intents/reviews"),
             format!("{SET}/inbound-intents/reviews/clients/sleep"),
-            EXTRA.to_owned(),
         ];
-        expected.extend(doomed.iter().map(|p| format!("delete {p}")));
+        expected.extend(members.iter().map(|p| format!("delete {p}")));
+        let doomed: Vec<String> = [EXTRA.to_owned()].into_iter().chain(members).collect();
         assert_eq!(plan.lines(), expected, "{}", plan.stderr);
         assert!(plan.stderr.is_empty(), "{}", plan.stderr);
         assert_eq!(tree(&app).await, before, "a dry run writes nothing");
@@ -424,19 +427,21 @@ both_backends!(
             .iter()
             .filter(|l| !l.starts_with("unchanged "))
             .collect();
+        // The set and the composite app version before the sets are written (nothing the file
+        // holds refers to them), the app after (the sets' old members might have).
+        let expected_changes = [
+            format!("delete {EXTRA}"),
+            format!("delete {v2}"),
+            format!("replace {SET}/inbound-intents/httpbin"),
+            format!("create {SET}/inbound-intents/reviews/clients/curl"),
+            format!("delete {CA}/apps/ratings"),
+        ];
         assert_eq!(
             changes,
-            [
-                format!("replace {SET}/inbound-intents/httpbin"),
-                format!("create {SET}/inbound-intents/reviews/clients/curl"),
-                format!("delete {EXTRA}"),
-                format!("delete {CA}/apps/ratings"),
-                format!("delete {v2}"),
-            ]
-            .iter()
-            .collect::<Vec<_>>(),
-            "deepest first, after the creates and replaces: {planned:#?}"
+            expected_changes.iter().collect::<Vec<_>>(),
+            "{planned:#?}"
         );
+        assert_eq!(planned.last(), Some(&format!("delete {CA}/apps/ratings")));
         assert!(
             planned.contains(&"unchanged /v2/clusters/cluster01".to_owned()),
             "a stored kubeconfig is taken to be the same: {planned:#?}"
@@ -449,23 +454,33 @@ both_backends!(
         );
         assert_eq!(tree(&app).await, before, "a dry run writes nothing");
 
-        // The apply does everything up to the deployed set, then stops, saying why and what it
-        // did not delete, and exits non-zero. It terminates nothing.
+        // The apply does everything up to the deployed set, then stops, saying why, what it did
+        // not write and what it did not delete, and exits non-zero. It terminates nothing.
         let refused = cli(&app, &changed, &["--prune"]).await;
         assert!(!refused.ok, "{}{}", refused.stdout, refused.stderr);
-        assert_eq!(refused.lines(), done(&planned[..planned.len() - 3]));
+        let stop = planned
+            .iter()
+            .position(|l| *l == format!("delete {EXTRA}"))
+            .unwrap();
+        assert_eq!(refused.lines(), done(&planned[..stop]));
         for expected in [
             format!("--prune stopped at {EXTRA}: "),
             "deployed on clusters".to_owned(),
             "terminate".to_owned(),
-            format!("not deleted: {CA}/apps/ratings"),
-            format!("not deleted: {v2}"),
+            format!("not written: {SET}\n"),
+            format!("not deleted: {v2}\n"),
+            format!("not deleted: {CA}/apps/ratings\n"),
         ] {
             assert!(refused.stderr.contains(&expected), "{}", refused.stderr);
         }
         for path in [EXTRA, &format!("{CA}/apps/ratings"), v2] {
             app.get(path).await.expect(200);
         }
+        assert_eq!(
+            tree(&app).await,
+            before,
+            "nothing was written before the refusal"
+        );
         assert_eq!(
             app.get(&format!("{EXTRA}/status")).await.body["state"],
             "Applied"
@@ -485,21 +500,24 @@ both_backends!(
             .iter()
             .filter(|l| !l.starts_with("unchanged "))
             .collect();
-        assert_eq!(
-            changes,
-            [
-                format!("delete {EXTRA}"),
-                format!("delete {CA}/apps/ratings"),
-                format!("delete {v2}"),
-            ]
-            .iter()
-            .collect::<Vec<_>>()
-        );
+        assert_eq!(changes, expected_changes.iter().collect::<Vec<_>>());
         assert!(plan.stderr.is_empty(), "{}", plan.stderr);
         let applied = cli(&app, &changed, &["--prune"]).await.expect_ok();
         assert_eq!(applied.lines(), done(&planned));
-        let ratings = format!("{CA}/apps/ratings");
-        assert_eq!(tree(&app).await, without(&before, &[EXTRA, &ratings, v2]));
+        let (ratings, httpbin, curl) = (
+            format!("{CA}/apps/ratings"),
+            format!("{SET}/inbound-intents/httpbin"),
+            format!("{SET}/inbound-intents/reviews/clients/curl"),
+        );
+        let mut after = tree(&app).await;
+        assert_eq!(
+            after.remove(&httpbin).unwrap()["metadata"]["description"],
+            "httpbin, described"
+        );
+        assert!(after.remove(&curl).is_some());
+        let mut expected = without(&before, &[EXTRA, &ratings, v2]);
+        expected.remove(&httpbin);
+        assert_eq!(after, expected);
     }
 );
 
@@ -681,5 +699,108 @@ both_backends!(
         app.get(&format!("{SET}/outbound-intents/reviews"))
             .await
             .expect(200);
+    }
+);
+
+both_backends!(
+    a_renamed_set_or_a_new_composite_app_version_takes_over_its_mesh_names_in_one_apply,
+    |app| {
+        let parse = |v: &Value| IntentDocument::parse(&v.to_string()).unwrap();
+        let client = app.api_client();
+        apply(&client, &parse(&shop([None, None])), false)
+            .await
+            .unwrap();
+        let v2 = "/v2/projects/shop/composite-apps/storefront/v2";
+        let mut moved = shop([None, None]);
+        composite_app(&mut moved)["spec"]["version"] = json!("v2");
+        let moved = parse(&moved);
+
+        // Without --prune the old version keeps its hosts, so the new one's intents are refused.
+        let err = apply(&client, &moved, false).await.unwrap_err();
+        assert!(
+            matches!(&err, meshintent::apply::ApplyError::Api { status: 409, detail, .. }
+                if detail.contains("already claimed")),
+            "{err}"
+        );
+
+        // With --prune the old version goes before the new one's sets are written.
+        let planned = outcomes(&app, &moved, true, true).await;
+        let old = planned
+            .iter()
+            .position(|p| *p == (CA.to_owned(), Outcome::Deleted))
+            .expect("the old version is deleted");
+        let first_set = planned
+            .iter()
+            .position(|(p, _)| p.starts_with(&format!("{v2}/traffic-intent-sets/")))
+            .unwrap();
+        assert!(old < first_set, "{planned:#?}");
+        assert_eq!(outcomes(&app, &moved, true, false).await, planned);
+        app.get(CA).await.expect(404);
+        app.get(&format!(
+            "{v2}/traffic-intent-sets/extra/inbound-intents/ratings"
+        ))
+        .await
+        .expect(200);
+
+        // Renaming a set: the old one goes first.
+        let mut renamed = serde_json::to_value(&moved).unwrap();
+        composite_app(&mut renamed)["trafficIntentSets"][1]["metadata"]["name"] = json!("ratings");
+        let renamed = parse(&renamed);
+        let planned = outcomes(&app, &renamed, true, true).await;
+        let changes: Vec<&(String, Outcome)> = planned
+            .iter()
+            .filter(|(_, o)| *o != Outcome::Unchanged)
+            .collect();
+        let sets = format!("{v2}/traffic-intent-sets");
+        assert_eq!(
+            changes,
+            [
+                &(format!("{sets}/extra"), Outcome::Deleted),
+                &(format!("{sets}/ratings"), Outcome::Created),
+                &(
+                    format!("{sets}/ratings/inbound-intents/ratings"),
+                    Outcome::Created
+                ),
+                &(
+                    format!("{sets}/ratings/inbound-intents/ratings/clients/curl"),
+                    Outcome::Created
+                ),
+            ]
+        );
+        assert_eq!(outcomes(&app, &renamed, true, false).await, planned);
+
+        // An intent moved between two sets that both stay: refused while the set receiving it
+        // is written first, done when the set giving it is.
+        let mut value = serde_json::to_value(&renamed).unwrap();
+        let sets_value = composite_app(&mut value)["trafficIntentSets"]
+            .as_array_mut()
+            .unwrap();
+        let ratings_intent = sets_value[1]["inboundIntents"]
+            .as_array_mut()
+            .unwrap()
+            .remove(0);
+        sets_value[0]["inboundIntents"]
+            .as_array_mut()
+            .unwrap()
+            .push(ratings_intent);
+        let receiving_first = parse(&value);
+        let err = apply(&client, &receiving_first, true).await.unwrap_err();
+        assert!(
+            matches!(&err, meshintent::apply::ApplyError::Api { status: 409, .. }),
+            "{err}"
+        );
+        composite_app(&mut value)["trafficIntentSets"]
+            .as_array_mut()
+            .unwrap()
+            .swap(0, 1);
+        let giving_first = parse(&value);
+        let planned = outcomes(&app, &giving_first, true, true).await;
+        assert_eq!(outcomes(&app, &giving_first, true, false).await, planned);
+        app.get(&format!("{sets}/default/inbound-intents/ratings"))
+            .await
+            .expect(200);
+        app.get(&format!("{sets}/ratings/inbound-intents/ratings"))
+            .await
+            .expect(404);
     }
 );
