@@ -37,6 +37,17 @@ pub struct ClaimCollision {
     pub intent_id: Uuid,
 }
 
+/// Binds each key's cluster, kind and name, in order (placeholders from `key_tuples`).
+macro_rules! bind_keys {
+    ($query:expr, $keys:expr) => {{
+        let mut query = $query;
+        for key in $keys {
+            query = query.bind(key.cluster_id).bind(&key.kind).bind(&key.name);
+        }
+        query
+    }};
+}
+
 /// Keys per statement: 3 values each, far below both backends' bind limits.
 const CHUNK: usize = 1_000;
 
@@ -89,11 +100,12 @@ impl Tx {
                 key_tuples(2, chunk.len(), "$1, ")
             );
             on_conn!(self, |c| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert.clone())).bind(set);
-                for key in chunk {
-                    q = q.bind(key.cluster_id).bind(&key.kind).bind(&key.name);
-                }
-                q.execute(&mut *c).await?;
+                bind_keys!(
+                    sqlx::query(sqlx::AssertSqlSafe(insert.clone())).bind(set),
+                    chunk
+                )
+                .execute(&mut *c)
+                .await?;
             });
             held.extend(self.claim_holders(set, chunk).await?);
         }
@@ -115,11 +127,12 @@ impl Tx {
                 key_tuples(2, chunk.len(), "")
             );
             let rows: Vec<ClaimHolder> = on_conn!(self, |c| {
-                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(select.clone())).bind(set);
-                for key in chunk {
-                    q = q.bind(key.cluster_id).bind(&key.kind).bind(&key.name);
-                }
-                q.fetch_all(&mut *c).await?
+                bind_keys!(
+                    sqlx::query_as(sqlx::AssertSqlSafe(select.clone())).bind(set),
+                    chunk
+                )
+                .fetch_all(&mut *c)
+                .await?
             });
             held.extend(rows);
         }
@@ -140,13 +153,14 @@ impl Tx {
                 key_tuples(3, chunk.len(), "$1, $2, ")
             );
             on_conn!(self, |c| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(intent)
-                    .bind(set);
-                for key in chunk {
-                    q = q.bind(key.cluster_id).bind(&key.kind).bind(&key.name);
-                }
-                q.execute(&mut *c).await?;
+                bind_keys!(
+                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(intent)
+                        .bind(set),
+                    chunk
+                )
+                .execute(&mut *c)
+                .await?;
             });
         }
         Ok(())
@@ -166,11 +180,12 @@ impl Tx {
                 key_tuples(2, chunk.len(), "")
             );
             on_conn!(self, |c| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(delete.clone())).bind(intent);
-                for key in chunk {
-                    q = q.bind(key.cluster_id).bind(&key.kind).bind(&key.name);
-                }
-                q.execute(&mut *c).await?;
+                bind_keys!(
+                    sqlx::query(sqlx::AssertSqlSafe(delete.clone())).bind(intent),
+                    chunk
+                )
+                .execute(&mut *c)
+                .await?;
             });
         }
         self.release_unneeded(set, keys).await
@@ -193,18 +208,17 @@ impl Tx {
                 key_tuples(1, chunk.len(), "")
             );
             on_conn!(self, |c| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(release.clone())).bind(set);
-                for key in chunk {
-                    q = q.bind(key.cluster_id).bind(&key.kind).bind(&key.name);
-                }
-                q.execute(&mut *c).await?;
+                bind_keys!(
+                    sqlx::query(sqlx::AssertSqlSafe(release.clone())).bind(set),
+                    chunk
+                )
+                .execute(&mut *c)
+                .await?;
             });
             on_conn!(self, |c| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(hand_over.clone()));
-                for key in chunk {
-                    q = q.bind(key.cluster_id).bind(&key.kind).bind(&key.name);
-                }
-                q.execute(&mut *c).await?;
+                bind_keys!(sqlx::query(sqlx::AssertSqlSafe(hand_over.clone())), chunk)
+                    .execute(&mut *c)
+                    .await?;
             });
         }
         Ok(())
