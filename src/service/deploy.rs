@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::generate::naming;
 use crate::push::{ClusterAccess, ClusterClients, PushError};
 use crate::store::{
-    ClusterRow, DeploymentRow, NewDeployment, ObjectProgress, ObjectRow, ROOT_ID, Tx,
+    ClusterRow, DeploymentHead, DeploymentRow, NewDeployment, ObjectProgress, ObjectRow, ROOT_ID,
+    Tx,
 };
 
 /// A deployment in a list.
@@ -216,6 +217,10 @@ fn status(
 }
 
 fn summary(row: &DeploymentRow) -> DeploymentSummary {
+    head_summary(&row.head())
+}
+
+fn head_summary(row: &DeploymentHead) -> DeploymentSummary {
     DeploymentSummary {
         revision: row.revision,
         action: row.action,
@@ -446,7 +451,7 @@ impl Service {
             None
         };
         Ok(DeploymentList {
-            items: rows.iter().map(summary).collect(),
+            items: rows.iter().map(head_summary).collect(),
             next_page: next,
         })
     }

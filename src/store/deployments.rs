@@ -27,6 +27,45 @@ pub type Manifests = BTreeMap<Name, Vec<IstioObject>>;
 /// The stored objects of a deployment as read back: per cluster, each with its identity.
 pub type DesiredManifests = BTreeMap<Name, Vec<DesiredObject>>;
 
+/// A deployment without its manifests: what a list of deployments shows.
+#[derive(Clone, Debug)]
+pub struct DeploymentHead {
+    pub revision: i64,
+    pub action: Action,
+    pub state: DeploymentState,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawDeploymentHead {
+    revision: i64,
+    action: String,
+    state: String,
+    message: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<RawDeploymentHead> for DeploymentHead {
+    type Error = StoreError;
+
+    fn try_from(raw: RawDeploymentHead) -> StoreResult<DeploymentHead> {
+        Ok(DeploymentHead {
+            revision: raw.revision,
+            action: parse("deployments.action", &raw.action)?,
+            state: parse("deployments.state", &raw.state)?,
+            message: raw.message,
+            created_at: raw.created_at,
+            started_at: raw.started_at,
+            finished_at: raw.finished_at,
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DeploymentRow {
     pub id: Uuid,
@@ -141,6 +180,21 @@ struct RawDeployment {
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     claimed_by: Option<String>,
+}
+
+impl DeploymentRow {
+    /// The row without its manifests.
+    pub fn head(&self) -> DeploymentHead {
+        DeploymentHead {
+            revision: self.revision,
+            action: self.action,
+            state: self.state,
+            message: self.message.clone(),
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
 }
 
 impl TryFrom<RawDeployment> for DeploymentRow {
@@ -271,7 +325,8 @@ const LATEST: &str = "SELECT id, set_id, revision, action, state, manifests, mes
      FROM deployments WHERE set_id = $1 ORDER BY revision DESC LIMIT 1";
 const BY_REVISION: &str = "SELECT id, set_id, revision, action, state, manifests, message, created_at, started_at, finished_at, claimed_by \
      FROM deployments WHERE set_id = $1 AND revision = $2";
-const PAGE: &str = "SELECT id, set_id, revision, action, state, manifests, message, created_at, started_at, finished_at, claimed_by \
+/// Without the manifests: a list never shows them, and they are the bulk of a row.
+const PAGE: &str = "SELECT revision, action, state, message, created_at, started_at, finished_at \
      FROM deployments WHERE set_id = $1 AND revision < $2 ORDER BY revision DESC LIMIT $3";
 const NEXT_REVISION: &str =
     "SELECT COALESCE(MAX(revision), 0) + 1 FROM deployments WHERE set_id = $1";
@@ -521,9 +576,9 @@ impl Tx {
         set_id: Uuid,
         before: i64,
         limit: u32,
-    ) -> StoreResult<Vec<DeploymentRow>> {
+    ) -> StoreResult<Vec<DeploymentHead>> {
         let rows = on_conn!(self, |c| {
-            sqlx::query_as::<_, RawDeployment>(PAGE)
+            sqlx::query_as::<_, RawDeploymentHead>(PAGE)
                 .bind(set_id)
                 .bind(before)
                 .bind(i64::from(limit))

@@ -18,7 +18,8 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 pub use access::{AuditFilter, AuditRow, BindingRow, NewAuditEvent, TokenRow};
 pub use claims::{ClaimCollision, ClaimHolder, ClaimKey};
 pub use deployments::{
-    ClusterRow, DeploymentRow, InventoryRow, Manifests, NewDeployment, ObjectProgress, ObjectRow,
+    ClusterRow, DeploymentHead, DeploymentRow, InventoryRow, Manifests, NewDeployment,
+    ObjectProgress, ObjectRow,
 };
 pub use resources::{NewResource, NewRow, ROOT_ID, Referrer, ResourceRow, SetLocation};
 pub use vips::{VipProbe, VipRow};
