@@ -531,6 +531,19 @@ async fn prune_one(
     }
 }
 
+/// How one live object differs, with a note naming the managers when others added fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub drift: Drift,
+    pub note: Option<String>,
+}
+
+impl Found {
+    fn plain(drift: Drift) -> Found {
+        Found { drift, note: None }
+    }
+}
+
 /// Compares the desired objects with what the cluster has.
 pub async fn verify(
     client: &kube::Client,
@@ -538,24 +551,27 @@ pub async fn verify(
     set_labels: &BTreeMap<String, String>,
     desired: &[DesiredObject],
     retry: &RetryPolicy,
-) -> Result<BTreeMap<ObjectRef, Drift>, PushError> {
+) -> Result<BTreeMap<ObjectRef, Found>, PushError> {
     let owned = list_owned(client, cluster, set_labels, retry).await?;
     let mut out = BTreeMap::new();
     for DesiredObject { key, object } in desired {
         let value = serde_json::to_value(object).unwrap_or(Value::Null);
         match owned.get(key) {
             None => {
-                out.insert(key.clone(), Drift::Missing);
+                out.insert(key.clone(), Found::plain(Drift::Missing));
             }
             Some(live) if content_hash(live, &value) != desired_hash(&value) => {
-                out.insert(key.clone(), Drift::Changed);
+                let foreign = foreign_fields(live, &value);
+                let note = (!foreign.is_empty()).then(|| foreign.describe_found());
+                let drift = Drift::Changed;
+                out.insert(key.clone(), Found { drift, note });
             }
             Some(_) => {}
         }
     }
     let wanted: BTreeSet<&ObjectRef> = desired.iter().map(|d| &d.key).collect();
     for key in owned.keys().filter(|k| !wanted.contains(k)) {
-        out.insert(key.clone(), Drift::Extra);
+        out.insert(key.clone(), Found::plain(Drift::Extra));
     }
     Ok(out)
 }

@@ -60,8 +60,24 @@ impl ForeignFields {
         out
     }
 
-    /// `removed .spec.trafficPolicy.loadBalancer (set by kubectl-patch)`.
+    /// `removed fields other managers had added: .spec.trafficPolicy.loadBalancer (set by
+    /// kubectl-patch)`, after a repair.
     pub fn describe(&self) -> String {
+        format!(
+            "removed fields other managers had added: {}",
+            self.fields_list()
+        )
+    }
+
+    /// What a verify reports before any repair.
+    pub fn describe_found(&self) -> String {
+        format!(
+            "fields other managers added (a redeploy removes them): {}",
+            self.fields_list()
+        )
+    }
+
+    fn fields_list(&self) -> String {
         let parts: Vec<String> = self
             .fields
             .iter()
@@ -70,10 +86,7 @@ impl ForeignFields {
                 format!(".{} (set by {})", path.join("."), managers.join(", "))
             })
             .collect();
-        format!(
-            "removed fields other managers had added: {}",
-            parts.join(", ")
-        )
+        parts.join(", ")
     }
 }
 

@@ -20,6 +20,7 @@ use crate::domain::names::Name;
 use crate::domain::resource::{Key, Kind, ResourcePath};
 use crate::error::{Error, Result};
 use crate::generate::naming;
+use crate::push::cluster::Found;
 use crate::push::{ClusterAccess, ClusterClients, PushError};
 use crate::store::{
     ClusterRow, DeploymentHead, DeploymentRow, NewDeployment, ObjectProgress, ObjectRow, ROOT_ID,
@@ -106,7 +107,7 @@ pub struct DeploymentStatus {
 }
 
 /// What a verify found on one cluster: the drift of its objects, or why it could not be read.
-type Verified = std::result::Result<BTreeMap<ObjectRef, Drift>, PushError>;
+type Verified = std::result::Result<BTreeMap<ObjectRef, Found>, PushError>;
 
 fn object_status(
     key: ObjectRef,
@@ -146,7 +147,7 @@ fn cluster_status(
         .collect();
     let extra_objects = drift
         .iter()
-        .filter(|(key, d)| **d == Drift::Extra && !applied.contains(key))
+        .filter(|(key, f)| f.drift == Drift::Extra && !applied.contains(key))
         .map(|(key, _)| {
             let message = Some("labelled as this set's but not desired".into());
             let (operation, state) = (Operation::Nothing, ObjectState::Extra);
@@ -156,12 +157,15 @@ fn cluster_status(
     let objects = objects
         .into_iter()
         .map(|o| {
-            let drift = match drift.get(&o.key) {
+            let found = drift.get(&o.key);
+            let state = match found.map(|f| f.drift) {
                 Some(Drift::Missing) if o.operation == Operation::Apply => Some(Drift::Missing),
                 Some(Drift::Changed) => Some(Drift::Changed),
                 _ => None,
             };
-            object_status(o.key, o.operation, o.state, o.message, drift)
+            // What the verify found about who changed it is newer than the deploy's message.
+            let message = found.and_then(|f| f.note.clone()).or(o.message);
+            object_status(o.key, o.operation, o.state, message, state)
         })
         .collect();
     ClusterDeployment {

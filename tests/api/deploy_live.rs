@@ -131,6 +131,19 @@ both_backends!(
             .unwrap();
         let drifted = verify(&app).await;
         assert_eq!(drifted["drifted"], true, "{drifted:#}");
+        let found = cluster(&drifted, "cluster01")["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "DestinationRule")
+            .unwrap()
+            .clone();
+        assert_eq!(found["drift"], "changed", "{found:#}");
+        assert_eq!(
+            found["message"],
+            "fields other managers added (a redeploy removes them): .spec.trafficPolicy.loadBalancer (set by kubectl-patch)",
+            "verify names who changed what"
+        );
 
         let repaired = wait(&app, deploy(&app, "deploy").await).await;
         assert_eq!(repaired["state"], "Applied", "{repaired:#}");
