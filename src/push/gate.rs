@@ -108,11 +108,6 @@ impl Gate {
             else => std::future::pending::<()>().await,
         }
     }
-
-    /// Whether the worker is stopping.
-    pub fn halted(&self) -> bool {
-        *self.halt.borrow()
-    }
 }
 
 /// Whether a request got no HTTP answer at all, for a reason that may pass (refused, reset,

@@ -136,7 +136,7 @@ impl Service {
             }
         }
         let refuse = super::claims::OnTaken::Refuse;
-        self.derive_model(&mut tx, set_row.id, &set.model, &ids.intents, refuse)
+        self.derive_model(&mut tx, set_row.id, &set.model, &ids, refuse)
             .await?;
         let counts = summarize(changes);
         if counts.created + counts.replaced + counts.deleted > 0 {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::Service;
-use super::context::{ModelBuilder, load_clusters, load_model, name_of, stored_spec};
+use super::context::{ModelBuilder, ModelIds, load_clusters, load_model, name_of, stored_spec};
 use super::neighbourhood::{ROUTE_TO_INBOUND, ROUTE_TO_OUTBOUND};
 use crate::domain::claim::{Claim, ClaimKind, claims_of};
 use crate::domain::inbound::InboundIntentSpec;
@@ -182,7 +182,7 @@ impl Service {
     pub(crate) async fn derive_set(&self, tx: &mut Tx, set: &SetLocation) -> Result<()> {
         let address = super::vips::set_address(set)?;
         let (model, ids) = load_model(tx, address, set.composite_app_id, set.set_id).await?;
-        self.derive_model(tx, set.set_id, &model, &ids.intents, OnTaken::Refuse)
+        self.derive_model(tx, set.set_id, &model, &ids, OnTaken::Refuse)
             .await
     }
 
@@ -198,7 +198,7 @@ impl Service {
                 let address = super::vips::set_address(set)?;
                 let (model, ids) =
                     load_model(&mut tx, address, set.composite_app_id, set.set_id).await?;
-                self.derive_model(&mut tx, set.set_id, &model, &ids.intents, OnTaken::Record)
+                self.derive_model(&mut tx, set.set_id, &model, &ids, OnTaken::Record)
                     .await?;
             }
             tx.mark_claims_derived().await?;
@@ -217,27 +217,26 @@ impl Service {
         Ok(())
     }
 
-    /// Re-derives the claims of every intent of `model` (the set `set_id`, whose intent ids are
-    /// `intents`), and releases the names none of them needs any more.
+    /// Re-derives the claims of every intent of `model` (the set `set_id`, loaded with `ids`:
+    /// its intents' and every cluster's), and releases the names none of them needs any more.
     pub(crate) async fn derive_model(
         &self,
         tx: &mut Tx,
         set_id: Uuid,
         model: &IntentSetModel,
-        intents: &BTreeMap<Name, Uuid>,
+        ids: &ModelIds,
         on_taken: OnTaken,
     ) -> Result<()> {
-        let (_, cluster_ids) = load_clusters(tx).await?;
         let set_ref = SetRef {
             id: set_id,
             address: model.address.clone(),
         };
         for name in model.inbound.keys().chain(model.outbound.keys()) {
-            let Some(&intent) = intents.get(name) else {
+            let Some(&intent) = ids.intents.get(name) else {
                 continue;
             };
             if let Some(claims) = intent_claims(model, name) {
-                store_claims(tx, &set_ref, intent, &claims, &cluster_ids, on_taken).await?;
+                store_claims(tx, &set_ref, intent, &claims, &ids.clusters, on_taken).await?;
             }
         }
         tx.release_unneeded_of_set(set_id).await?;

@@ -51,15 +51,9 @@ macro_rules! bind_keys {
 /// Keys per statement: 3 values each, far below both backends' bind limits.
 const CHUNK: usize = 1_000;
 
-/// `(${first}, ${first+1}, ${first+2}), ...` for `rows` keys.
+/// `(prefix$first, $first+1, $first+2), ...` for `rows` keys (cluster, kind, name).
 fn key_tuples(first: usize, rows: usize, prefix: &str) -> String {
-    (0..rows)
-        .map(|i| {
-            let p = first + i * 3;
-            format!("({prefix}${p}, ${}, ${})", p + 1, p + 2)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    super::placeholder_tuples(prefix, first, 3, rows)
 }
 
 const HOLDER_INTENT: &str = "(SELECT s.intent_id FROM mesh_claim_sources s WHERE s.cluster_id = o.cluster_id \

@@ -388,9 +388,7 @@ pub struct ObjectProgress<'a> {
     pub message: Option<&'a str>,
 }
 
-/// A multi-row statement: `head`, then `rows` tuples, each `row_prefix` (the statement's shared
-/// parameters a row repeats, such as `$1, $2, `) followed by `width` placeholders numbered from
-/// `first` on, then `tail`.
+/// A multi-row statement: `head`, the tuples of `placeholder_tuples`, then `tail`.
 fn batch_sql(
     head: &str,
     row_prefix: &str,
@@ -399,14 +397,10 @@ fn batch_sql(
     rows: usize,
     tail: &str,
 ) -> String {
-    let tuples: Vec<String> = (0..rows)
-        .map(|row| {
-            let start = first + row * width;
-            let params: Vec<String> = (start..start + width).map(|p| format!("${p}")).collect();
-            format!("({row_prefix}{})", params.join(", "))
-        })
-        .collect();
-    format!("{head}{}{tail}", tuples.join(", "))
+    format!(
+        "{head}{}{tail}",
+        super::placeholder_tuples(row_prefix, first, width, rows)
+    )
 }
 
 /// Binds an object's identity: cluster, apiVersion, kind, namespace, name.

@@ -118,6 +118,25 @@ tokio::task_local! {
     static STATEMENTS: std::cell::Cell<u64>;
 }
 
+/// The placeholders of a multi-row statement: `rows` tuples, each `row_prefix` (shared
+/// parameters a row repeats, such as `$1, `) followed by `width` placeholders numbered from
+/// `first` on: `($1, $2, $3), ($1, $4, $5)`.
+pub(crate) fn placeholder_tuples(
+    row_prefix: &str,
+    first: usize,
+    width: usize,
+    rows: usize,
+) -> String {
+    (0..rows)
+        .map(|row| {
+            let start = first + row * width;
+            let params: Vec<String> = (start..start + width).map(|p| format!("${p}")).collect();
+            format!("({row_prefix}{})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs `work` and counts the SQL statements it sends (transaction control included). For
 /// tests and benchmarks that hold the write path to a fixed number of statements.
 pub async fn count_statements<F: std::future::Future>(work: F) -> (F::Output, u64) {

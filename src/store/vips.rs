@@ -76,15 +76,9 @@ impl Tx {
             return Ok(0);
         }
         let now = Utc::now().trunc_subsecs(6);
-        let values: Vec<String> = (0..rows.len())
-            .map(|i| {
-                let p = 2 + i * 4;
-                format!("(${p}, ${}, ${}, ${}, $1)", p + 1, p + 2, p + 3)
-            })
-            .collect();
         let sql = format!(
-            "INSERT INTO vip_allocations (cluster_id, host, address, intent_id, created_at) VALUES {} ON CONFLICT DO NOTHING",
-            values.join(", ")
+            "INSERT INTO vip_allocations (created_at, cluster_id, host, address, intent_id) VALUES {} ON CONFLICT DO NOTHING",
+            super::placeholder_tuples("$1, ", 2, 4, rows.len())
         );
         let affected = on_conn!(self, |c| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(now);
