@@ -18,6 +18,7 @@ use crate::auth::Authenticator;
 use crate::configuration::Settings;
 use crate::error::Error;
 use crate::service::{Caller, Service};
+use crate::ui;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -288,6 +289,19 @@ async fn bootstrap(service: &Service, settings: &Settings) -> Result<(), Startup
     Ok(())
 }
 
+/// What the console is told before sign-in: OIDC sign-in uses the API's audience as its client id,
+/// because the ID token it receives is what the API then verifies (its `aud` is the client id).
+fn console_config(settings: &Settings) -> ui::ConsoleConfig {
+    ui::ConsoleConfig {
+        version: env!("CARGO_PKG_VERSION"),
+        oidc: settings.auth.oidc.as_ref().map(|oidc| ui::ConsoleOidc {
+            issuer: oidc.issuer.clone(),
+            client_id: oidc.audience.clone(),
+            scopes: "openid profile email".into(),
+        }),
+    }
+}
+
 fn run(
     listener: TcpListener,
     service: Service,
@@ -302,6 +316,7 @@ fn run(
         max_document_bytes: settings.max_document_bytes,
     });
     let max_body = settings.max_body_bytes;
+    let console = console_config(settings);
     let metrics_elsewhere = settings.metrics_listen.is_some();
     let service = web::Data::new(service);
     let mut server = HttpServer::new(move || {
@@ -336,6 +351,7 @@ fn run(
                     .finish()
             }),
         )
+        .configure(|cfg| ui::register(cfg, console.clone()))
         .default_service(web::to(fallback::not_routed))
         .wrap(ErrorHandlers::new().default_handler(fallback::to_problem))
         .wrap(from_fn(api::guard::guard))

@@ -23,6 +23,9 @@ pub struct AuditQuery {
     pub since: Option<DateTime<Utc>>,
     /// Only events before this time (RFC 3339).
     pub until: Option<DateTime<Utc>>,
+    /// Only events of this resource (its URL path, e.g.
+    /// `/v2/projects/shop/composite-apps/storefront/v1`) and of everything below it.
+    pub resource: Option<String>,
     /// The `nextAfter` of the previous page.
     pub after: Option<i64>,
     /// Page size: default 100, at most 1000.
@@ -38,6 +41,7 @@ impl AuditQuery {
                 actor: self.actor,
                 since: self.since,
                 until: self.until,
+                resource: self.resource,
                 after_id: self.after.unwrap_or(0),
             },
             self.limit.unwrap_or(100),

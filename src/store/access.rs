@@ -58,6 +58,8 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only events of this resource (a URL path) and of the resources below it.
+    pub resource: Option<String>,
     /// Only events with a larger id (paging).
     pub after_id: i64,
 }
@@ -317,6 +319,7 @@ impl Tx {
              CAST(status AS BIGINT) AS status, request_id, message FROM audit_events WHERE id > $1 \
              AND ($2 IS NULL OR project = $2) AND ($3 IS NULL OR actor = $3) \
              AND ($4 IS NULL OR time >= $4) AND ($5 IS NULL OR time < $5) \
+             AND ($7 IS NULL OR resource = $7 OR substr(resource, 1, length($7) + 1) = $7 || '/') \
              ORDER BY id LIMIT $6";
         let rows = on_conn!(self, |c| {
             sqlx::query_as::<_, AuditRow>(SQL)
@@ -326,6 +329,7 @@ impl Tx {
                 .bind(filter.since)
                 .bind(filter.until)
                 .bind(i64::from(limit))
+                .bind(filter.resource.as_deref())
                 .fetch_all(&mut *c)
                 .await?
         });
