@@ -57,7 +57,10 @@ async function route() {
 function setTheme(theme) {
   document.documentElement.dataset.theme = theme;
   localStorage.setItem('meshintent.theme', theme);
-  document.getElementById('theme').setAttribute('aria-pressed', String(theme === 'dark'));
+  const button = document.getElementById('theme');
+  button.setAttribute('aria-pressed', String(theme === 'dark'));
+  button.textContent = theme === 'dark' ? 'Light' : 'Dark';
+  button.title = theme === 'dark' ? 'Light theme' : 'Dark theme';
 }
 
 async function start() {
