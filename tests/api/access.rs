@@ -1269,3 +1269,46 @@ mod metrics_can_have_a_listener_of_its_own {
         assert_eq!(other.status(), 404);
     }
 }
+
+both_backends!(
+    the_audit_trail_of_one_resource_and_what_is_below_it,
+    |app| {
+        app.seed_storefront().await;
+        app.add_httpbin_with_sleep_client().await;
+        let set = urlencoding(SET);
+        let trail = app
+            .get(&format!("/v2/projects/shop/audit-events?resource={set}"))
+            .await
+            .expect(200);
+        let resources: Vec<&str> = trail.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].as_str().unwrap())
+            .collect();
+        assert!(resources.contains(&SET), "{resources:?}");
+        assert!(
+            resources
+                .iter()
+                .any(|r| r.ends_with("/inbound-intents/httpbin/clients/sleep")),
+            "{resources:?}"
+        );
+        assert!(
+            resources
+                .iter()
+                .all(|r| *r == SET || r.starts_with(&format!("{SET}/"))),
+            "only the set and what is below it: {resources:?}"
+        );
+        // A sibling whose name starts the same is not below it.
+        let prefix = urlencoding(&SET[..SET.len() - 1]);
+        let none = app
+            .get(&format!("/v2/audit-events?resource={prefix}"))
+            .await
+            .expect(200);
+        assert_eq!(none.body["items"], serde_json::json!([]));
+    }
+);
+
+fn urlencoding(path: &str) -> String {
+    path.replace('/', "%2F")
+}
