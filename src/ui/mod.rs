@@ -82,15 +82,30 @@ pub struct ConsoleOidc {
 
 /// The policy of every console response: only the console's own files may run or load, nothing
 /// may frame it, and nothing leaks in the Referer. Graph SVGs are shown as `blob:` images, where
-/// scripts never run.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
-frame-ancestors 'none'";
+/// scripts never run. The browser may also fetch from the OIDC issuer (discovery and the token
+/// endpoint), when one is configured.
+fn content_security_policy(config: &ConsoleConfig) -> String {
+    let issuer = config
+        .oidc
+        .as_ref()
+        .and_then(|oidc| url::Url::parse(&oidc.issuer).ok())
+        .map(|url| format!(" {}", url.origin().ascii_serialization()))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+connect-src 'self'{issuer}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// What every console response is sent with.
+struct Policy(HeaderValue);
 
 /// Registers `/ui`, `/ui/`, `/ui/config.json` and `/ui/{file}`.
 pub fn register(cfg: &mut web::ServiceConfig, config: ConsoleConfig) {
-    let config = web::Data::new(config);
-    cfg.app_data(config.clone())
+    let policy = HeaderValue::from_str(&content_security_policy(&config))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+    cfg.app_data(web::Data::new(config))
+        .app_data(web::Data::new(Policy(policy)))
         .route(
             "/ui",
             web::get().to(|| async {
@@ -104,21 +119,32 @@ pub fn register(cfg: &mut web::ServiceConfig, config: ConsoleConfig) {
         .route("/ui/{file}", web::get().to(asset));
 }
 
-async fn index(req: HttpRequest) -> HttpResponse {
-    serve(&req, find("index.html").expect("index.html is an asset"))
+async fn index(req: HttpRequest, policy: web::Data<Policy>) -> HttpResponse {
+    serve(
+        &req,
+        &policy,
+        find("index.html").expect("index.html is an asset"),
+    )
 }
 
-async fn asset(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
+async fn asset(
+    req: HttpRequest,
+    file: web::Path<String>,
+    policy: web::Data<Policy>,
+) -> HttpResponse {
     match find(&file) {
-        Some(asset) => serve(&req, asset),
-        None => secured(&mut HttpResponse::NotFound())
+        Some(asset) => serve(&req, &policy, asset),
+        None => secured(&mut HttpResponse::NotFound(), &policy)
             .content_type("text/plain; charset=utf-8")
             .body("not found\n"),
     }
 }
 
-async fn console_config(config: web::Data<ConsoleConfig>) -> HttpResponse {
-    secured(&mut HttpResponse::Ok())
+async fn console_config(
+    config: web::Data<ConsoleConfig>,
+    policy: web::Data<Policy>,
+) -> HttpResponse {
+    secured(&mut HttpResponse::Ok(), &policy)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(config.get_ref())
 }
@@ -129,7 +155,7 @@ fn find(name: &str) -> Option<&'static Asset> {
 
 /// Serves an asset with a strong ETag: browsers revalidate (`no-cache`) and get 304s, so a new
 /// binary's console is picked up at once.
-fn serve(req: &HttpRequest, asset: &Asset) -> HttpResponse {
+fn serve(req: &HttpRequest, policy: &Policy, asset: &Asset) -> HttpResponse {
     let etag = etag(asset.body);
     let unchanged = req
         .headers()
@@ -141,7 +167,7 @@ fn serve(req: &HttpRequest, asset: &Asset) -> HttpResponse {
     } else {
         HttpResponse::Ok()
     };
-    let res = secured(&mut res)
+    let res = secured(&mut res, policy)
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"));
     if unchanged {
@@ -151,14 +177,14 @@ fn serve(req: &HttpRequest, asset: &Asset) -> HttpResponse {
     }
 }
 
-fn secured(res: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
-    res.insert_header((
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    ))
-    .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-    .insert_header((header::REFERRER_POLICY, "no-referrer"))
-    .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+fn secured<'a>(
+    res: &'a mut actix_web::HttpResponseBuilder,
+    policy: &Policy,
+) -> &'a mut actix_web::HttpResponseBuilder {
+    res.insert_header((header::CONTENT_SECURITY_POLICY, policy.0.clone()))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
 }
 
 fn etag(body: &[u8]) -> String {
@@ -187,6 +213,24 @@ mod tests {
         assert!(
             !index.contains("<script>"),
             "inline scripts are refused by the CSP"
+        );
+    }
+
+    #[test]
+    fn the_policy_lets_the_browser_reach_the_issuer_only_when_there_is_one() {
+        let plain = content_security_policy(&ConsoleConfig::default());
+        assert!(plain.contains("connect-src 'self';"), "{plain}");
+        let with_oidc = content_security_policy(&ConsoleConfig {
+            version: "0",
+            oidc: Some(ConsoleOidc {
+                issuer: "https://idp.example.com/realms/x".into(),
+                client_id: "meshintent".into(),
+                scopes: "openid".into(),
+            }),
+        });
+        assert!(
+            with_oidc.contains("connect-src 'self' https://idp.example.com;"),
+            "{with_oidc}"
         );
     }
 

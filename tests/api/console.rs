@@ -487,3 +487,231 @@ async fn console_files_are_served_with_a_strict_policy() {
     assert_eq!(config["version"], env!("CARGO_PKG_VERSION"));
     assert!(config.get("oidc").is_none());
 }
+
+/// A minimal OpenID provider for the console's sign-in: discovery, an authorization endpoint that
+/// signs `alice` in at once, and a token endpoint that checks the PKCE verifier (RFC 7636, S256)
+/// before it issues an ID token signed with the test key `rsa1` (kid `rsa-1` in the fixture JWKS).
+mod idp {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+
+    pub const CLIENT_ID: &str = "meshintent";
+
+    struct Pending {
+        challenge: String,
+        redirect_uri: String,
+    }
+
+    struct Provider {
+        issuer: String,
+        codes: Mutex<HashMap<String, Pending>>,
+        /// Token requests whose verifier did not match (must stay 0).
+        pub refused: Mutex<u32>,
+    }
+
+    pub struct Idp {
+        pub issuer: String,
+        provider: web::Data<Provider>,
+        handle: actix_web::dev::ServerHandle,
+    }
+
+    impl Idp {
+        pub fn refused(&self) -> u32 {
+            *self.provider.refused.lock().unwrap()
+        }
+        pub async fn stop(self) {
+            self.handle.stop(false).await;
+        }
+    }
+
+    fn cors(mut res: HttpResponse) -> HttpResponse {
+        res.headers_mut().insert(
+            actix_web::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            actix_web::http::header::HeaderValue::from_static("*"),
+        );
+        res
+    }
+
+    async fn discovery(p: web::Data<Provider>) -> HttpResponse {
+        cors(HttpResponse::Ok().json(json!({
+            "issuer": p.issuer,
+            "authorization_endpoint": format!("{}/authorize", p.issuer),
+            "token_endpoint": format!("{}/token", p.issuer),
+            "jwks_uri": format!("{}/jwks", p.issuer),
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+        })))
+    }
+
+    async fn authorize(
+        p: web::Data<Provider>,
+        q: web::Query<HashMap<String, String>>,
+    ) -> HttpResponse {
+        let ok = q.get("response_type").map(String::as_str) == Some("code")
+            && q.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+            && q.get("code_challenge_method").map(String::as_str) == Some("S256")
+            && q.get("scope")
+                .is_some_and(|s| s.split(' ').any(|s| s == "openid"));
+        let (Some(challenge), Some(redirect), Some(state)) = (
+            q.get("code_challenge"),
+            q.get("redirect_uri"),
+            q.get("state"),
+        ) else {
+            return HttpResponse::BadRequest().body("missing parameters");
+        };
+        if !ok {
+            return HttpResponse::BadRequest().body("bad parameters");
+        }
+        let code = uuid::Uuid::new_v4().simple().to_string();
+        p.codes.lock().unwrap().insert(
+            code.clone(),
+            Pending {
+                challenge: challenge.clone(),
+                redirect_uri: redirect.clone(),
+            },
+        );
+        HttpResponse::Found()
+            .insert_header(("Location", format!("{redirect}?code={code}&state={state}")))
+            .finish()
+    }
+
+    async fn token(
+        p: web::Data<Provider>,
+        form: web::Form<HashMap<String, String>>,
+    ) -> HttpResponse {
+        let pending = form
+            .get("code")
+            .and_then(|c| p.codes.lock().unwrap().remove(c));
+        let verified = pending.as_ref().is_some_and(|pending| {
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == pending.challenge
+                && form.get("redirect_uri") == Some(&pending.redirect_uri)
+                && form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form.get("grant_type").map(String::as_str) == Some("authorization_code")
+        });
+        if !verified {
+            *p.refused.lock().unwrap() += 1;
+            return cors(HttpResponse::BadRequest().json(json!({"error": "invalid_grant"})));
+        }
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let claims = json!({"iss": p.issuer, "aud": CLIENT_ID, "sub": "alice",
+                            "iat": now, "exp": now + 300, "groups": []});
+        let pem = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/oidc/rsa1-private.pem"),
+        )
+        .unwrap();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".into());
+        let id_token = encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap();
+        cors(HttpResponse::Ok().json(json!({
+            "id_token": id_token, "access_token": "opaque", "token_type": "Bearer", "expires_in": 300,
+        })))
+    }
+
+    pub fn start() -> Idp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let provider = web::Data::new(Provider {
+            issuer: issuer.clone(),
+            codes: Mutex::new(HashMap::new()),
+            refused: Mutex::new(0),
+        });
+        let data = provider.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
+                .route("/authorize", web::get().to(authorize))
+                .route("/token", web::post().to(token))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Idp {
+            issuer,
+            provider,
+            handle,
+        }
+    }
+}
+
+/// OIDC sign-in from the console: authorization code flow with PKCE against a real HTTP
+/// provider; the ID token it returns is what the console then sends to the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_sign_in_with_pkce() {
+    let Some(driver) = driver() else { return };
+    let idp = idp::start();
+    let issuer = idp.issuer.clone();
+    let app = crate::helpers::spawn_app_configured(
+        Backend::Sqlite,
+        "console::oidc_sign_in_with_pkce",
+        false,
+        |settings, _| {
+            settings.auth.oidc = Some(meshintent::auth::oidc::OidcSettings {
+                issuer: issuer.clone(),
+                audience: idp::CLIENT_ID.into(),
+                jwks: meshintent::auth::oidc::JwksSource::File(
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc/jwks.json"),
+                ),
+                username_claim: "sub".into(),
+                groups_claim: "groups".into(),
+            });
+        },
+    )
+    .await
+    .unwrap();
+    app.post(
+        "/v2/projects",
+        json!({"metadata": {"name": "shop"}, "spec": {"namespaces": ["default"]}}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/v2/projects/shop/role-bindings",
+        json!({"metadata": {"name": "alice-views"},
+               "spec": {"subject": {"kind": "User", "name": "alice"}, "role": "viewer"}}),
+    )
+    .await
+    .expect(201);
+
+    let client = browser(&driver, 1280, 800).await;
+    client.goto(&format!("{}/ui/", app.address)).await.unwrap();
+    let button = wait_for(&client, "#oidc-signin").await;
+    assert!(button.text().await.unwrap().contains("127.0.0.1"));
+    button.click().await.unwrap();
+    // Back from the provider: signed in as alice, who sees her project.
+    wait_for(&client, "#sign-out").await;
+    wait_text(&client, "main", |t| t.contains("shop")).await;
+    let token: serde_json::Value = client
+        .execute("return sessionStorage.getItem('meshintent.token')", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        token.as_str().unwrap().split('.').count(),
+        3,
+        "the ID token is the credential"
+    );
+    let url = client.current_url().await.unwrap();
+    assert!(
+        url.query().is_none(),
+        "the code is removed from the address bar: {url}"
+    );
+    assert_eq!(idp.refused(), 0, "the PKCE verifier matched the challenge");
+    client.close().await.unwrap();
+    idp.stop().await;
+}
