@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bindings;
 pub mod body;
 pub mod deploy;
+pub mod examples;
 pub mod fallback;
 pub mod guard;
 pub mod health;
@@ -78,6 +79,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .configure(routes)
         .split_for_parts();
     document_access_control(&mut api);
+    examples::document_request_examples(&mut api);
+    examples::fix_articles(&mut api);
     api
 }
 

@@ -20,6 +20,7 @@ mod crud;
 mod deploy;
 mod deploy_live;
 mod documents;
+mod examples;
 mod manifests;
 mod migration;
 mod oidc;
