@@ -27,8 +27,7 @@ use crate::error::{Error, Result};
 use crate::push::ClusterClients;
 use crate::service::{Caller, DriftCounts, Service, SyncStatus, set_labels};
 use crate::store::{
-    ClusterBackoff, Manifests, ReconcileCandidate, ReconcileResult, ReconcileRow, Store,
-    StoreError,
+    ClusterBackoff, Manifests, ReconcileCandidate, ReconcileResult, ReconcileRow, Store, StoreError,
 };
 
 /// How the reconciler of one replica runs.
@@ -156,19 +155,27 @@ async fn claim_due(
     worker: &str,
     settings: &ReconcileSettings,
 ) -> std::result::Result<Option<Uuid>, StoreError> {
-    let mut tx = store.begin_write().await?;
+    // Read first: most polls find nothing due and need no write transaction (SQLite's write
+    // lock is the deploy worker's too).
     let now = Utc::now();
-    let mut due: Vec<(DateTime<Utc>, Uuid)> = tx
-        .reconcile_candidates()
-        .await?
-        .into_iter()
-        .filter_map(|c| {
-            let spec = crate::service::reconcile_spec(&c.spec)?;
-            let at = due_at(&c, spec.interval.as_duration(), settings.min_interval)?;
-            (at <= now).then_some((at, c.set_id))
-        })
-        .collect();
+    let mut due: Vec<(DateTime<Utc>, Uuid)> = {
+        let mut tx = store.begin_read().await?;
+        tx.reconcile_candidates()
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                let spec = crate::service::reconcile_spec(&c.spec)?;
+                let at = due_at(&c, spec.interval.as_duration(), settings.min_interval)?;
+                (at <= now).then_some((at, c.set_id))
+            })
+            .collect()
+    };
+    if due.is_empty() {
+        return Ok(None);
+    }
     due.sort();
+    // The claim is conditional: a set another replica claimed meanwhile is skipped.
+    let mut tx = store.begin_write().await?;
     for (_, set_id) in due {
         if tx
             .claim_reconcile(set_id, worker, lease_until(settings.lease))
@@ -192,12 +199,8 @@ struct Claim {
 impl Claim {
     /// Renews the lease every third of it until dropped (aborted).
     fn heartbeat(&self, store: &Store) -> JoinHandle<()> {
-        let (store, set_id, worker, lease) = (
-            store.clone(),
-            self.set_id,
-            self.worker.clone(),
-            self.lease,
-        );
+        let (store, set_id, worker, lease) =
+            (store.clone(), self.set_id, self.worker.clone(), self.lease);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
@@ -444,7 +447,8 @@ async fn check_claimed(
             ClusterCheck::Skipped(b) => messages.push(format!(
                 "{name}: not read, backing off after {} failure(s) until {} ({})",
                 b.failures,
-                b.retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                b.retry_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 b.error
             )),
         }
@@ -456,10 +460,11 @@ async fn check_claimed(
 
     // Record, and queue a repair, in one transaction under the set's lock.
     let mut tx = store.begin_write().await?;
-    tx.lock(claim.set_id).await?;
     let mut pending_repair = None;
     let mut pending_clusters = Vec::new();
     if drifted && spec.self_heal {
+        // The lock a deploy takes: no other deployment of the set is queued meanwhile.
+        tx.lock(claim.set_id).await?;
         let current = tx.latest_deployment(claim.set_id).await?;
         match current {
             Some(c) if c.revision == latest.revision && c.state == DeploymentState::Applied => {
@@ -493,9 +498,8 @@ async fn check_claimed(
                 pending_clusters = drifted_clusters.clone();
                 last_repair_revision = Some(queued.revision);
             }
-            _ => messages.push(
-                "not repaired: another deployment of the set was queued meanwhile".into(),
-            ),
+            _ => messages
+                .push("not repaired: another deployment of the set was queued meanwhile".into()),
         }
     }
     let next = if on_demand {

@@ -277,5 +277,4 @@ impl Tx {
         });
         Ok(row.map(ReconcileRow::from))
     }
-
 }

@@ -21,7 +21,10 @@ impl ThenProblem for Reply {
     #[track_caller]
     fn then_problem(self, status: u16) -> Reply {
         let reply = self.expect(status);
-        assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
         reply
     }
 }
@@ -29,9 +32,12 @@ impl ThenProblem for Reply {
 const NETWORKING: &str = "networking.istio.io";
 
 async fn set_sync(app: &TestApp, sync: Value) {
-    app.put(SET, json!({"metadata": {"name": "default"}, "spec": {"sync": sync}}))
-        .await
-        .expect(200);
+    app.put(
+        SET,
+        json!({"metadata": {"name": "default"}, "spec": {"sync": sync}}),
+    )
+    .await
+    .expect(200);
 }
 
 async fn status(app: &TestApp) -> Value {
@@ -45,19 +51,34 @@ fn make_drift(fake: &FakeKube) {
         .expect("the DestinationRule was deployed");
     dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"] = json!(999);
     fake.insert_object(dr, "kubectl");
-    assert!(fake.remove_object(NETWORKING, "gateways", "istio-system", "httpbin-passthrough"));
+    assert!(fake.remove_object(
+        NETWORKING,
+        "gateways",
+        "istio-system",
+        "httpbin-passthrough"
+    ));
 }
 
 fn repaired(fake: &FakeKube) -> bool {
     let dr = fake.object(NETWORKING, "destinationrules", "default", "httpbin-dr");
-    let gateway = fake.object(NETWORKING, "gateways", "istio-system", "httpbin-passthrough");
-    dr.is_some_and(|dr| dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"] == 10)
-        && gateway.is_some()
+    let gateway = fake.object(
+        NETWORKING,
+        "gateways",
+        "istio-system",
+        "httpbin-passthrough",
+    );
+    dr.is_some_and(|dr| {
+        dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["maxConnections"] == 10
+    }) && gateway.is_some()
 }
 
 /// Deployments of the set triggered by the reconciler.
 async fn repairs(app: &TestApp) -> Vec<Value> {
-    let list = app.get(&format!("{SET}/deployments")).await.expect(200).body;
+    let list = app
+        .get(&format!("{SET}/deployments"))
+        .await
+        .expect(200)
+        .body;
     list["items"]
         .as_array()
         .unwrap()
@@ -101,7 +122,11 @@ both_backends!(self_heal_repairs_a_changed_and_a_deleted_object, |app| {
     let drifted_at = Instant::now();
     let deadline = drifted_at + Duration::from_secs(20);
     while !repaired(&a) {
-        assert!(Instant::now() < deadline, "never repaired: {:#}", status(&app).await);
+        assert!(
+            Instant::now() < deadline,
+            "never repaired: {:#}",
+            status(&app).await
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // One interval (1s) plus a poll and a deploy; generous for a loaded machine.
@@ -136,9 +161,9 @@ both_backends!(self_heal_repairs_a_changed_and_a_deleted_object, |app| {
         .body;
     let events = audit["items"].as_array().unwrap();
     assert!(
-        events
-            .iter()
-            .any(|e| e["action"] == "deploy" && e["resource"] == SET && e["revisionAfter"] == repair_revision),
+        events.iter().any(|e| e["action"] == "deploy"
+            && e["resource"] == SET
+            && e["revisionAfter"] == repair_revision),
         "{audit:#}"
     );
     let metrics = app.get("/metrics").await.expect(200).text;
@@ -170,14 +195,25 @@ both_backends!(without_self_heal_drift_is_only_reported, |app| {
         "{reported:#}"
     );
     let message = reported["sync"]["message"].as_str().unwrap();
-    assert!(message.contains("cluster01: 1 changed, 1 missing, 0 extra"), "{message}");
+    assert!(
+        message.contains("cluster01: 1 changed, 1 missing, 0 extra"),
+        "{message}"
+    );
     assert!(message.contains("selfHeal is off"), "{message}");
     // A few more intervals: still reported, never repaired.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let later = status(&app).await;
     assert_eq!(later["sync"]["drifted"], true);
-    assert_ne!(later["sync"]["lastCheckedAt"], reported["sync"]["lastCheckedAt"]);
-    assert_eq!(a.write_count(), 0, "no write reached the cluster: {:#?}", a.requests());
+    assert_ne!(
+        later["sync"]["lastCheckedAt"],
+        reported["sync"]["lastCheckedAt"]
+    );
+    assert_eq!(
+        a.write_count(),
+        0,
+        "no write reached the cluster: {:#?}",
+        a.requests()
+    );
     assert!(repairs(&app).await.is_empty());
     assert!(!repaired(&a));
 
@@ -224,7 +260,10 @@ both_backends!(reconcile_on_demand_needs_an_applied_deploy, |app| {
         .await
         .then_problem(409);
     assert!(
-        refused.body["detail"].as_str().unwrap().contains("terminate"),
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("terminate"),
         "{:#}",
         refused.body
     );
@@ -257,11 +296,17 @@ both_backends!(a_failing_cluster_is_backed_off, |app| {
         "cluster02 was not backed off: {failed} requests in {window:?}"
     );
     // cluster01 is still checked every interval (6 LISTs a check).
-    assert!(healthy >= 5 * 6, "cluster01 checked too rarely: {healthy} requests");
+    assert!(
+        healthy >= 5 * 6,
+        "cluster01 checked too rarely: {healthy} requests"
+    );
     let s = status(&app).await;
     let message = s["sync"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("cluster02"), "{s:#}");
-    assert_eq!(s["sync"]["drifted"], false, "a cluster that cannot be read is not drift");
+    assert_eq!(
+        s["sync"]["drifted"], false,
+        "a cluster that cannot be read is not drift"
+    );
     // It answers again: an on-demand check reads it (backed off or not) and resets the backoff.
     b.clear_failures();
     let now = app
@@ -270,7 +315,10 @@ both_backends!(a_failing_cluster_is_backed_off, |app| {
         .expect(200)
         .body;
     assert!(
-        !now["message"].as_str().unwrap_or_default().contains("cluster02"),
+        !now["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cluster02"),
         "{now:#}"
     );
 });
@@ -308,14 +356,21 @@ both_backends!(a_bad_sync_is_refused_naming_the_field, |app| {
         .await
         .expect(200)
         .body;
-    assert_eq!(stored["spec"]["sync"], json!({"selfHeal": true, "interval": "5m"}));
+    assert_eq!(
+        stored["spec"]["sync"],
+        json!({"selfHeal": true, "interval": "5m"})
+    );
 });
 
 /// Two replicas (each with a worker and a reconciler) on one PostgreSQL database: each drift
 /// is repaired by exactly one deployment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_never_heal_one_set_at_once() {
-    let Some(app) = spawn_app(Backend::Postgres, "reconcile::two_replicas_never_heal_one_set_at_once").await
+    let Some(app) = spawn_app(
+        Backend::Postgres,
+        "reconcile::two_replicas_never_heal_one_set_at_once",
+    )
+    .await
     else {
         return;
     };
