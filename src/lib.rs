@@ -12,6 +12,7 @@ pub mod input;
 pub mod istio;
 pub mod offline;
 pub mod push;
+pub mod reconciler;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -83,6 +83,16 @@ struct DeployArgs {
     /// with backoff) before it fails the cluster's remaining objects.
     #[arg(long, env = "MESHINTENT_CLUSTER_GIVE_UP", default_value_t = 900)]
     cluster_give_up: u64,
+    /// Run the reconciler beside the deploy worker: check deployed sets on their
+    /// `spec.sync.interval` and repair drift of sets with `selfHeal`.
+    #[arg(long, env = "MESHINTENT_RECONCILE", default_value_t = true, action = clap::ArgAction::Set)]
+    reconcile: bool,
+    /// Seconds: no set is checked more often than this, whatever its `spec.sync.interval`.
+    #[arg(long, env = "MESHINTENT_RECONCILE_MIN_INTERVAL", default_value_t = 10)]
+    reconcile_min_interval: u64,
+    /// Seconds between looks for sets that are due for a check.
+    #[arg(long, env = "MESHINTENT_RECONCILE_POLL", default_value_t = 5)]
+    reconcile_poll: u64,
 }
 
 impl DeployArgs {
@@ -99,6 +109,13 @@ impl DeployArgs {
                 lease: Duration::from_secs(self.deploy_lease.max(3)),
                 poll_interval: Duration::from_secs(self.deploy_poll.max(1)),
                 cluster_concurrency: self.cluster_concurrency.max(1),
+                reconcile: self
+                    .reconcile
+                    .then(|| meshintent::reconciler::ReconcileSettings {
+                        min_interval: Duration::from_secs(self.reconcile_min_interval.max(1)),
+                        poll_interval: Duration::from_secs(self.reconcile_poll.max(1)),
+                        lease: Duration::from_secs(self.deploy_lease.max(3)),
+                    }),
                 ..Default::default()
             });
         let push = meshintent::push::PushSettings {

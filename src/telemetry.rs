@@ -37,6 +37,13 @@ pub fn init_metrics() {
                 ],
             )
             .expect("valid buckets")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(
+                    "meshintent_reconcile_duration_seconds".into(),
+                ),
+                &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            )
+            .expect("valid buckets")
             .install_recorder()
             .expect("no other metrics recorder is installed");
         metrics::describe_counter!(
@@ -53,6 +60,19 @@ pub fn init_metrics() {
             "Latency of server-side apply requests, retries included"
         );
         metrics::describe_gauge!("meshintent_queue_depth", "Deployments waiting or running");
+        metrics::describe_counter!(
+            "meshintent_drift_found_total",
+            "Reconcile checks that found drift on a cluster, by cluster"
+        );
+        metrics::describe_counter!(
+            "meshintent_drift_repaired_total",
+            "Drift repaired by a reconciler deployment, by cluster"
+        );
+        metrics::describe_histogram!(
+            "meshintent_reconcile_duration_seconds",
+            metrics::Unit::Seconds,
+            "Duration of one reconcile check of a set (all its clusters)"
+        );
         handle
     });
 }

@@ -40,6 +40,8 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Clusters worked on at once per deployment.
     pub cluster_concurrency: usize,
+    /// The reconciler that runs beside this worker (None: no periodic checks here).
+    pub reconcile: Option<crate::reconciler::ReconcileSettings>,
 }
 
 impl Default for WorkerSettings {
@@ -49,6 +51,7 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
             cluster_concurrency: 4,
+            reconcile: Some(Default::default()),
         }
     }
 }
@@ -57,6 +60,7 @@ impl Default for WorkerSettings {
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    reconciler: Option<JoinHandle<()>>,
 }
 
 /// How long a stopping worker waits for the objects in flight (each bounded by the request
@@ -76,16 +80,27 @@ impl WorkerHandle {
             tracing::warn!("deploy worker did not stop in time; abandoning its deployment");
             self.task.abort();
         }
+        if let Some(reconciler) = self.reconciler.take()
+            && tokio::time::timeout(STOP_GRACE, reconciler).await.is_err()
+        {
+            tracing::warn!("the reconciler did not stop in time");
+        }
     }
 
     /// Ends the worker at once, as a crash would.
     pub fn kill(&self) {
         self.task.abort();
+        if let Some(reconciler) = &self.reconciler {
+            reconciler.abort();
+        }
     }
 }
 
 pub fn spawn(service: Service, settings: WorkerSettings) -> WorkerHandle {
     let (stop, mut stopped) = watch::channel(false);
+    let reconciler = settings.reconcile.clone().map(|r| {
+        crate::reconciler::spawn(service.clone(), settings.id.clone(), r, stopped.clone())
+    });
     let signal = service.worker_signal();
     let task = tokio::spawn(async move {
         tracing::info!(worker = %settings.id, "deploy worker started");
@@ -109,7 +124,11 @@ pub fn spawn(service: Service, settings: WorkerSettings) -> WorkerHandle {
             }
         }
     });
-    WorkerHandle { stop, task }
+    WorkerHandle {
+        stop,
+        task,
+        reconciler,
+    }
 }
 
 async fn claim(store: &Store, settings: &WorkerSettings) -> Result<Option<Uuid>, StoreError> {

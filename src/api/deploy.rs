@@ -104,7 +104,7 @@ pub struct StatusQuery {
     tag = "deployments", operation_id = "traffic_intent_set_status", summary = "Status of a traffic intent set",
     description = "The latest deployment revision: its state (Pending, Applying, Applied, Degraded, Failed, \
 Terminating, Terminated), and per cluster and object what happened (desired, applied, unchanged, pruned, conflict, \
-failed) with the API server's message. With `?verify=true`, the live objects are read and compared.",
+failed) with the API server's message. With `?verify=true`, the live objects are read and compared. `sync` holds the set's reconciliation settings (`spec.sync`) and what the reconciler's last check found.",
     params(
         ("project" = String, Path, description = "Project name"),
         ("compositeApp" = String, Path, description = "Composite app name"),
@@ -127,11 +127,7 @@ pub async fn traffic_intent_set_status(
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, Error> {
     let path = set_path(&req)?;
-    let status = if query.verify.unwrap_or(false) {
-        svc.verify_deployment(&path).await?
-    } else {
-        svc.deployment_status(&path, None).await?
-    };
+    let status = svc.set_status(&path, query.verify.unwrap_or(false)).await?;
     Ok(HttpResponse::Ok().json(status))
 }
 

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod health;
 pub mod policy;
 pub mod problem;
+pub mod reconcile;
 pub mod resources;
 pub mod sets;
 pub mod streaming;
@@ -69,6 +70,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(deploy::metrics);
     cfg.service(health::healthz);
     cfg.service(health::readyz);
+    cfg.service(reconcile::traffic_intent_set_reconcile);
 }
 
 /// The OpenAPI document, built from the same registration as the router.

@@ -40,6 +40,7 @@ const POLICY: &[(&str, Action)] = &[
     ("traffic_intent_set_status", Action::ReadProject),
     ("traffic_intent_set_deploy", Action::WriteProject),
     ("traffic_intent_set_terminate", Action::WriteProject),
+    ("traffic_intent_set_reconcile", Action::WriteProject),
     ("deployment_list", Action::ReadProject),
     ("deployment_get", Action::ReadProject),
     ("inbound_intent_list", Action::ReadProject),

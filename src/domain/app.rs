@@ -26,10 +26,22 @@ pub struct CompositeAppSpec {
     pub version: VersionName,
 }
 
-/// A unit of intents that is rendered and deployed together. Has no settings of its own yet.
+/// A unit of intents that is rendered and deployed together.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TrafficIntentSetSpec {}
+pub struct TrafficIntentSetSpec {
+    /// Reconciliation: how often the deployed set is checked against its clusters, and whether
+    /// drift is repaired (`selfHeal`). Without it: checked every 5m, drift only reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<super::sync::SyncSpec>,
+}
+
+impl TrafficIntentSetSpec {
+    /// The set's reconciliation settings, defaults filled in.
+    pub fn sync(&self) -> super::sync::SyncSpec {
+        self.sync.unwrap_or_default()
+    }
+}
 
 /// Label selector over cluster labels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

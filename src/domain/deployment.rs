@@ -83,6 +83,15 @@ spelled! {
 }
 
 spelled! {
+    /// Who asked for a deployment: a `user` (deploy or terminate through the API) or the
+    /// `reconciler` (a repair of drift, redeploying the latest deployed revision).
+    Trigger, "deployment trigger" {
+        User => "user",
+        Reconciler => "reconciler",
+    }
+}
+
+spelled! {
     /// The state of a deployment.
     DeploymentState, "deployment state" {
         /// Queued.

@@ -218,7 +218,7 @@ envelope!(
 );
 envelope!(
     /// A set of intents rendered and deployed together.
-    TrafficIntentSet, TrafficIntentSetList, Kind::TrafficIntentSet, TrafficIntentSetSpec, default = "Has no fields yet; may be left out."
+    TrafficIntentSet, TrafficIntentSetList, Kind::TrafficIntentSet, TrafficIntentSetSpec, default = "May be left out: no spec.sync (checked every 5m, drift reported, never repaired)."
 );
 envelope!(
     /// A service exposed in the mesh.

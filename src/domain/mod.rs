@@ -21,6 +21,7 @@ pub mod resource;
 pub mod route;
 pub mod rules;
 mod schema;
+pub mod sync;
 pub mod tenancy;
 pub mod values;
 pub mod violations;

@@ -13,7 +13,7 @@ use super::paging::Page;
 use crate::domain::cluster::ClusterSpec;
 use crate::domain::deployment::ObjectRef;
 pub use crate::domain::deployment::{
-    Action, ClusterState, DeploymentState, Drift, ObjectState, Operation,
+    Action, ClusterState, DeploymentState, Drift, ObjectState, Operation, Trigger,
 };
 use crate::domain::model::SetAddress;
 use crate::domain::names::Name;
@@ -33,6 +33,11 @@ use crate::store::{
 pub struct DeploymentSummary {
     pub revision: i64,
     pub action: Action,
+    /// `user` (through the API) or `reconciler` (a repair of drift).
+    pub trigger: Trigger,
+    /// For a repair: the revision whose objects it redeploys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair_of: Option<i64>,
     pub state: DeploymentState,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -93,6 +98,11 @@ pub struct ClusterDeployment {
 pub struct DeploymentStatus {
     pub revision: i64,
     pub action: Action,
+    /// `user` (through the API) or `reconciler` (a repair of drift).
+    pub trigger: Trigger,
+    /// For a repair: the revision whose objects it redeploys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair_of: Option<i64>,
     pub state: DeploymentState,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -104,6 +114,9 @@ pub struct DeploymentStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drifted: Option<bool>,
     pub clusters: Vec<ClusterDeployment>,
+    /// In `GET .../status` only: the set's reconciliation settings and its last check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<super::reconcile::SyncStatus>,
 }
 
 /// What a verify found on one cluster: the drift of its objects, or why it could not be read.
@@ -209,6 +222,8 @@ fn status(
     DeploymentStatus {
         revision: row.revision,
         action: row.action,
+        trigger: row.trigger,
+        repair_of: row.repair_of,
         state: row.state,
         message: row.message.clone(),
         created_at: row.created_at,
@@ -217,6 +232,7 @@ fn status(
         writes: clusters.iter().map(|c| c.writes).sum(),
         drifted,
         clusters,
+        sync: None,
     }
 }
 
@@ -228,6 +244,8 @@ fn head_summary(row: &DeploymentHead) -> DeploymentSummary {
     DeploymentSummary {
         revision: row.revision,
         action: row.action,
+        trigger: row.trigger,
+        repair_of: row.repair_of,
         state: row.state,
         message: row.message.clone(),
         created_at: row.created_at,
@@ -281,6 +299,32 @@ impl Service {
                 (BTreeMap::new(), set_id)
             }
         };
+        let queued = self
+            .queue_in(&mut tx, path, set_id, action, manifests, caller, None)
+            .await?;
+        tx.commit().await?;
+        self.wake_worker();
+        Ok(queued)
+    }
+
+    /// Queues a deployment of `manifests` in the caller's transaction (which holds the set's
+    /// lock) and audits it; the caller commits and wakes the worker. `repair_of`: a repair by
+    /// the reconciler of that revision.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn queue_in(
+        &self,
+        tx: &mut Tx,
+        path: &ResourcePath,
+        set_id: Uuid,
+        action: Action,
+        manifests: crate::store::Manifests,
+        caller: &super::Caller,
+        repair_of: Option<i64>,
+    ) -> Result<DeploymentSummary> {
+        let trigger = match repair_of {
+            Some(_) => Trigger::Reconciler,
+            None => Trigger::User,
+        };
         let revision = tx.next_deployment_revision(set_id).await?;
         tracing::Span::current().record("revision", revision);
         let id = tx
@@ -289,6 +333,8 @@ impl Service {
                 revision,
                 action,
                 manifests: manifests.clone(),
+                trigger,
+                repair_of,
             })
             .await
             .map_err(|e| match e {
@@ -326,7 +372,7 @@ impl Service {
         tx.upsert_object_states(id, &desired).await?;
         // Names another set owns (collisions stored before claims existed): those objects are
         // conflicts from the start, and the worker leaves them alone.
-        let conflicts = self.claim_conflicts(&mut tx, set_id, &manifests).await?;
+        let conflicts = self.claim_conflicts(tx, set_id, &manifests).await?;
         let conflicts: Vec<ObjectProgress<'_>> = keys
             .iter()
             .filter_map(|key| {
@@ -344,7 +390,7 @@ impl Service {
             .await?
             .ok_or_else(|| Error::internal("enqueue", "row vanished"))?;
         super::access::audit_change(
-            &mut tx,
+            tx,
             caller,
             action.as_str(),
             path,
@@ -352,9 +398,7 @@ impl Service {
             202,
         )
         .await?;
-        tx.commit().await?;
-        self.wake_worker();
-        tracing::info!(set = %path.url(), revision, action = action.as_str(), clusters = clusters.len(), "queued");
+        tracing::info!(set = %path.url(), revision, action = action.as_str(), trigger = trigger.as_str(), clusters = clusters.len(), "queued");
         Ok(summary(&row))
     }
 

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use super::{StoreError, StoreResult, Tx, TxInner, on_conn};
 use crate::domain::deployment::{
     Action, ClusterState, DeploymentState, DesiredObject, IstioKind, ObjectRef, ObjectState,
-    Operation,
+    Operation, Trigger,
 };
 use crate::domain::names::Name;
 use crate::istio::IstioObject;
@@ -32,6 +32,9 @@ pub type DesiredManifests = BTreeMap<Name, Vec<DesiredObject>>;
 pub struct DeploymentHead {
     pub revision: i64,
     pub action: Action,
+    pub trigger: Trigger,
+    /// A repair's source: the revision whose manifests it redeploys.
+    pub repair_of: Option<i64>,
     pub state: DeploymentState,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -43,6 +46,8 @@ pub struct DeploymentHead {
 struct RawDeploymentHead {
     revision: i64,
     action: String,
+    triggered_by: String,
+    repair_of: Option<i64>,
     state: String,
     message: Option<String>,
     created_at: DateTime<Utc>,
@@ -57,6 +62,8 @@ impl TryFrom<RawDeploymentHead> for DeploymentHead {
         Ok(DeploymentHead {
             revision: raw.revision,
             action: parse("deployments.action", &raw.action)?,
+            trigger: parse("deployments.triggered_by", &raw.triggered_by)?,
+            repair_of: raw.repair_of,
             state: parse("deployments.state", &raw.state)?,
             message: raw.message,
             created_at: raw.created_at,
@@ -72,6 +79,8 @@ pub struct DeploymentRow {
     pub set_id: Uuid,
     pub revision: i64,
     pub action: Action,
+    pub trigger: Trigger,
+    pub repair_of: Option<i64>,
     pub state: DeploymentState,
     pub manifests: DesiredManifests,
     pub message: Option<String>,
@@ -173,6 +182,8 @@ struct RawDeployment {
     set_id: Uuid,
     revision: i64,
     action: String,
+    triggered_by: String,
+    repair_of: Option<i64>,
     state: String,
     manifests: Json<serde_json::Value>,
     message: Option<String>,
@@ -188,6 +199,8 @@ impl DeploymentRow {
         DeploymentHead {
             revision: self.revision,
             action: self.action,
+            trigger: self.trigger,
+            repair_of: self.repair_of,
             state: self.state,
             message: self.message.clone(),
             created_at: self.created_at,
@@ -212,6 +225,8 @@ impl TryFrom<RawDeployment> for DeploymentRow {
             set_id: raw.set_id,
             revision: raw.revision,
             action: parse("deployments.action", &raw.action)?,
+            trigger: parse("deployments.triggered_by", &raw.triggered_by)?,
+            repair_of: raw.repair_of,
             state: parse("deployments.state", &raw.state)?,
             manifests,
             message: raw.message,
@@ -319,19 +334,19 @@ where
     rows.into_iter().map(T::try_from).collect()
 }
 
-const DEPLOYMENT_COLUMNS_WHERE_ID: &str = "SELECT id, set_id, revision, action, state, manifests, message, created_at, started_at, finished_at, claimed_by \
+const DEPLOYMENT_COLUMNS_WHERE_ID: &str = "SELECT id, set_id, revision, action, triggered_by, repair_of, state, manifests, message, created_at, started_at, finished_at, claimed_by \
      FROM deployments WHERE id = $1";
-const LATEST: &str = "SELECT id, set_id, revision, action, state, manifests, message, created_at, started_at, finished_at, claimed_by \
+const LATEST: &str = "SELECT id, set_id, revision, action, triggered_by, repair_of, state, manifests, message, created_at, started_at, finished_at, claimed_by \
      FROM deployments WHERE set_id = $1 ORDER BY revision DESC LIMIT 1";
-const BY_REVISION: &str = "SELECT id, set_id, revision, action, state, manifests, message, created_at, started_at, finished_at, claimed_by \
+const BY_REVISION: &str = "SELECT id, set_id, revision, action, triggered_by, repair_of, state, manifests, message, created_at, started_at, finished_at, claimed_by \
      FROM deployments WHERE set_id = $1 AND revision = $2";
 /// Without the manifests: a list never shows them, and they are the bulk of a row.
-const PAGE: &str = "SELECT revision, action, state, message, created_at, started_at, finished_at \
+const PAGE: &str = "SELECT revision, action, triggered_by, repair_of, state, message, created_at, started_at, finished_at \
      FROM deployments WHERE set_id = $1 AND revision < $2 ORDER BY revision DESC LIMIT $3";
 const NEXT_REVISION: &str =
     "SELECT COALESCE(MAX(revision), 0) + 1 FROM deployments WHERE set_id = $1";
-const INSERT: &str = "INSERT INTO deployments (id, set_id, revision, action, state, manifests, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const INSERT: &str = "INSERT INTO deployments (id, set_id, revision, action, state, manifests, created_at, triggered_by, repair_of) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const INSERT_CLUSTER: &str = "INSERT INTO deployment_clusters (deployment_id, cluster, state, updated_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (deployment_id, cluster) DO NOTHING";
 const CLUSTERS: &str = "SELECT cluster, state, message, writes, updated_at FROM deployment_clusters WHERE deployment_id = $1 ORDER BY cluster";
@@ -425,6 +440,9 @@ pub struct NewDeployment {
     pub revision: i64,
     pub action: Action,
     pub manifests: Manifests,
+    pub trigger: Trigger,
+    /// For a repair: the revision whose manifests it redeploys.
+    pub repair_of: Option<i64>,
 }
 
 impl Tx {
@@ -449,6 +467,8 @@ impl Tx {
                 .bind(DeploymentState::Pending.as_str())
                 .bind(Json(StoredManifests::current(&new.manifests)))
                 .bind(now())
+                .bind(new.trigger.as_str())
+                .bind(new.repair_of)
                 .execute(&mut *c)
                 .await
                 .map(|_| ())

@@ -4,6 +4,7 @@
 mod access;
 mod claims;
 mod deployments;
+mod reconcile;
 mod resources;
 mod vips;
 
@@ -21,6 +22,7 @@ pub use deployments::{
     ClusterRow, DeploymentHead, DeploymentRow, InventoryRow, Manifests, NewDeployment,
     ObjectProgress, ObjectRow,
 };
+pub use reconcile::{ClusterBackoff, ReconcileCandidate, ReconcileResult, ReconcileRow};
 pub use resources::{NewResource, NewRow, ROOT_ID, Referrer, ResourceRow, SetLocation};
 pub use vips::{VipProbe, VipRow};
 

@@ -79,6 +79,13 @@ pub fn test_worker_settings() -> meshintent::worker::WorkerSettings {
     meshintent::worker::WorkerSettings {
         lease: std::time::Duration::from_secs(2),
         poll_interval: std::time::Duration::from_millis(100),
+        // Sets with a short `spec.sync.interval` are checked that often (the default set
+        // interval, 5m, never comes up in a test).
+        reconcile: Some(meshintent::reconciler::ReconcileSettings {
+            min_interval: std::time::Duration::from_secs(1),
+            poll_interval: std::time::Duration::from_millis(100),
+            lease: std::time::Duration::from_secs(2),
+        }),
         ..Default::default()
     }
 }

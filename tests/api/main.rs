@@ -27,6 +27,7 @@ mod oidc;
 mod openapi;
 mod process;
 mod push_errors;
+mod reconcile;
 mod scenarios;
 mod secrets;
 mod stored_deployments;
