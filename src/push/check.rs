@@ -130,40 +130,42 @@ async fn istio_served(client: &kube::Client) -> Observed {
     }
 }
 
+/// A review's question (kind, verb) and whether it is allowed.
+type Answer = ((IstioKind, &'static str), Result<bool, PushError>);
+
 async fn permitted(client: &kube::Client) -> Observed {
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let questions: Vec<(IstioKind, &str)> = IstioKind::ALL
         .into_iter()
         .flat_map(|k| VERBS.into_iter().map(move |v| (k, v)))
         .collect();
-    let answers: Vec<((IstioKind, &str), Result<bool, PushError>)> =
-        futures::stream::iter(questions)
-            .map(|(kind, verb)| {
-                let api = api.clone();
-                async move {
-                    let review = SelfSubjectAccessReview {
-                        spec: SelfSubjectAccessReviewSpec {
-                            resource_attributes: Some(ResourceAttributes {
-                                group: Some(kind.group().to_owned()),
-                                resource: Some(kind.plural().to_owned()),
-                                verb: Some(verb.to_owned()),
-                                ..ResourceAttributes::default()
-                            }),
-                            ..SelfSubjectAccessReviewSpec::default()
-                        },
-                        ..SelfSubjectAccessReview::default()
-                    };
-                    let answer = api
-                        .create(&PostParams::default(), &review)
-                        .await
-                        .map(|r| r.status.is_some_and(|s| s.allowed))
-                        .map_err(PushError::from_kube);
-                    ((kind, verb), answer)
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
+    let answers: Vec<Answer> = futures::stream::iter(questions)
+        .map(|(kind, verb)| {
+            let api = api.clone();
+            async move {
+                let review = SelfSubjectAccessReview {
+                    spec: SelfSubjectAccessReviewSpec {
+                        resource_attributes: Some(ResourceAttributes {
+                            group: Some(kind.group().to_owned()),
+                            resource: Some(kind.plural().to_owned()),
+                            verb: Some(verb.to_owned()),
+                            ..ResourceAttributes::default()
+                        }),
+                        ..SelfSubjectAccessReviewSpec::default()
+                    },
+                    ..SelfSubjectAccessReview::default()
+                };
+                let answer = api
+                    .create(&PostParams::default(), &review)
+                    .await
+                    .map(|r| r.status.is_some_and(|s| s.allowed))
+                    .map_err(PushError::from_kube);
+                ((kind, verb), answer)
+            }
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let mut denied = Vec::new();
     for ((kind, verb), answer) in answers {
         match answer {

@@ -49,9 +49,27 @@ impl Service {
             .map(|k| k.name.clone())
             .ok_or_else(|| Error::internal("check", "empty path"))?;
         let spec: ClusterSpec = self.get::<Cluster>(path).await?.spec;
-        let report = match self.client(&name).await {
-            Ok(client) => crate::push::check::check(&client, &spec).await,
-            Err(e) => no_client(&e.to_string()),
+        let ask = async {
+            match self.client(&name).await {
+                Ok(client) => crate::push::check::check(&client, &spec).await,
+                Err(e) => no_client("NoClient", &e.to_string()),
+            }
+        };
+        // A write waits for its check: bounded, so a cluster that accepts connections and never
+        // answers cannot hold the write's response for the whole request timeout.
+        let report = match caller {
+            Some(_) => ask.await,
+            None => tokio::time::timeout(CHECK_ON_WRITE_BUDGET, ask)
+                .await
+                .unwrap_or_else(|_| {
+                    no_client(
+                        "Timeout",
+                        &format!(
+                            "the check did not finish within {} s",
+                            CHECK_ON_WRITE_BUDGET.as_secs()
+                        ),
+                    )
+                }),
         };
         let mut tx = self.store.begin_write().await?;
         let rows = self.resolve_path(&mut tx, path).await?;
@@ -92,9 +110,13 @@ impl Service {
     }
 }
 
-/// The report when no client could be built (no kubeconfig, one that cannot be used).
-fn no_client(message: &str) -> CheckReport {
-    let why = "no client could be built for the cluster";
+/// How long the check after a cluster write may take.
+const CHECK_ON_WRITE_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The report when no client could be built (no kubeconfig, one that cannot be used), or the
+/// check ran out of time (`reason` Timeout).
+fn no_client(reason: &str, message: &str) -> CheckReport {
+    let why = "the cluster could not be asked";
     CheckReport {
         kubernetes_version: None,
         istio_version: None,
@@ -102,8 +124,10 @@ fn no_client(message: &str) -> CheckReport {
             Observed::new(
                 ConditionType::Reachable,
                 ConditionStatus::False,
-                "NoClient",
-                format!("{message}; store a kubeconfig that works (or set inCluster)"),
+                reason,
+                format!(
+                    "{message}; check the stored kubeconfig (or inCluster), then POST .../check"
+                ),
             ),
             Observed::new(
                 ConditionType::IstioServed,

@@ -15,6 +15,11 @@
 //! let client = fake.client().await; // kubeconfig -> kube::Config -> kube::Client
 //! ```
 //!
+//! Read-only built-in kinds for the analysis and the cluster check (`builtin.rs`): core v1
+//! Namespaces, Services, Pods, Secrets and apps/v1 Deployments (GET, LIST, seeded with
+//! [`FakeKube::insert_builtin`]), and SelfSubjectAccessReviews answered from per-token rules
+//! ([`FakeKube::add_user`], [`FakeKube::kubeconfig_with_token`]).
+//!
 //! Test hooks: failure injection ([`FakeKube::fail_next`], [`FakeKube::reject_apply`]),
 //! slow answers ([`FakeKube::set_delay`], [`FakeKube::delay_next`]), request recording
 //! ([`FakeKube::requests`]), direct state access ([`FakeKube::object`],
