@@ -443,7 +443,11 @@ impl Service {
             self.access_changed(R::KIND);
             tracing::info!(resource = %path.url(), revision = row.revision, "replaced");
         }
-        if check_after && let Some(check) = self.check_after_write(path, caller).await {
+        // An identical replace writes nothing, so it is not checked either (POST .../check is).
+        if check_after
+            && !unchanged
+            && let Some(check) = self.check_after_write(path, caller).await
+        {
             facts[0].cluster_check = Some(check);
         }
         to_resource(&row, &facts[0])

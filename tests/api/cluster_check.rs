@@ -174,7 +174,8 @@ both_backends!(
             .put(
                 "/v2/clusters/c1",
                 json!({"metadata": {"name": "c1"},
-                   "spec": {"identity": "c1.mesh.example.com", "kubeconfig": fake.kubeconfig()}}),
+                   "spec": {"identity": "c1.mesh.example.com", "labels": {"env": "test"},
+                            "kubeconfig": fake.kubeconfig()}}),
             )
             .await
             .expect(200)
