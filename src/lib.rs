@@ -1,5 +1,6 @@
 //! meshintent: a traffic-intent controller for Istio service meshes.
 
+pub mod analysis;
 pub mod api;
 pub mod apply;
 pub mod auth;

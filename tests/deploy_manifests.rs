@@ -205,9 +205,56 @@ fn base_rules() -> Vec<Rule> {
     )
 }
 
+/// The read-only rules beside the Istio kinds, exactly: the analysis lists Namespaces, Services,
+/// Pods and Deployments (`src/push/inspect.rs`), the cluster check asks
+/// SelfSubjectAccessReviews (`src/push/check.rs`). Secrets are never in the ClusterRole.
+fn read_rules() -> Vec<Rule> {
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| -> Rule {
+        let sorted = |items: &[&str]| {
+            let mut v: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        BTreeMap::from([
+            ("apiGroups".to_string(), vec![group.to_string()]),
+            ("resources".to_string(), sorted(resources)),
+            ("verbs".to_string(), sorted(verbs)),
+        ])
+    };
+    vec![
+        rule("", &["namespaces", "services", "pods"], &["get", "list"]),
+        rule("apps", &["deployments"], &["get", "list"]),
+        rule(
+            "authorization.k8s.io",
+            &["selfsubjectaccessreviews"],
+            &["create"],
+        ),
+    ]
+}
+
+/// Whether a rule is about an Istio group (the kinds meshintent writes).
+fn is_istio_rule(rule: &Rule) -> bool {
+    rule.get("apiGroups")
+        .is_some_and(|groups| groups.iter().all(|g| g.ends_with(".istio.io")))
+}
+
 /// Asserts that the rules grant exactly the (group, plural) pairs of `IstioKind::ALL`, with the verbs
-/// meshintent needs and no others.
+/// meshintent needs and no others, plus exactly [`read_rules`].
 fn assert_grants_exactly_the_written_kinds(rules: &[Rule], source: &str) {
+    let mut reads: Vec<Rule> = rules
+        .iter()
+        .filter(|r| !is_istio_rule(r))
+        .cloned()
+        .collect();
+    reads.sort();
+    let mut expected = read_rules();
+    expected.sort();
+    assert_eq!(
+        reads, expected,
+        "{source}: besides the Istio kinds, exactly the analysis' and the check's read rules"
+    );
+    let rules: Vec<Rule> = rules.iter().filter(|r| is_istio_rule(r)).cloned().collect();
+    let rules = rules.as_slice();
     let written: BTreeSet<(String, String)> = IstioKind::ALL
         .iter()
         .map(|kind| (kind.group().to_string(), kind.plural().to_string()))
@@ -709,4 +756,49 @@ fn base_renders_with_kubectl_kustomize() {
     let source = "rendered ClusterRole";
     let role = normalized_rules(only(&rendered, "ClusterRole", source), source);
     assert_eq!(role, base_rules());
+}
+
+/// The Role(s) letting meshintent `get` Secrets in the gateway namespaces: exactly `get` on
+/// secrets, bound to meshintent's service account, in the chart (one per
+/// `rbac.gatewayNamespaces`, default istio-system) and in deploy/kustomize/gateway-secrets.
+#[test]
+fn secrets_are_only_read_by_name_in_the_gateway_namespaces() {
+    let expected: Vec<Rule> = vec![BTreeMap::from([
+        ("apiGroups".to_string(), vec![String::new()]),
+        ("resources".to_string(), vec!["secrets".to_string()]),
+        ("verbs".to_string(), vec!["get".to_string()]),
+    ])];
+    let chart = chart_objects("rbac.yaml");
+    let role = only(&chart, "Role", "chart rbac.yaml");
+    assert_eq!(normalized_rules(role, "chart Role"), expected);
+    let binding = only(&chart, "RoleBinding", "chart rbac.yaml");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["subjects"][0]["kind"], "ServiceAccount");
+    let values = read(&format!("{CHART}/values.yaml"));
+    let values: Value = serde_saphyr::from_str(&values).expect("values.yaml parses");
+    assert_eq!(
+        values["rbac"]["gatewayNamespaces"],
+        serde_json::json!(["istio-system"])
+    );
+    for rule in chart_rules().iter().chain(base_rules().iter()) {
+        assert!(
+            !rule["resources"].iter().any(|r| r == "secrets"),
+            "the ClusterRoles grant no Secrets: {rule:?}"
+        );
+    }
+    let dir = "deploy/kustomize/gateway-secrets";
+    let role = objects(&read(&format!("{dir}/role.yaml")), dir);
+    assert_eq!(
+        normalized_rules(only(&role, "Role", dir), dir),
+        expected,
+        "{dir}/role.yaml and the chart's Role differ"
+    );
+    let binding = objects(&read(&format!("{dir}/rolebinding.yaml")), dir);
+    let binding = only(&binding, "RoleBinding", dir);
+    assert_eq!(binding["roleRef"]["name"], "meshintent-gateway-secrets");
+    assert_eq!(binding["subjects"][0]["name"], "meshintent");
+    assert_eq!(binding["subjects"][0]["namespace"], "meshintent");
+    let kustomization: Value =
+        serde_saphyr::from_str(&read(&format!("{dir}/kustomization.yaml"))).expect("parses");
+    assert_eq!(kustomization["namespace"], "istio-system");
 }

@@ -1,8 +1,10 @@
 //! HTTP: thin handlers that translate requests into service calls, and the OpenAPI document.
 
+pub mod analysis;
 pub mod audit;
 pub mod bindings;
 pub mod body;
+pub mod cluster_check;
 pub mod deploy;
 pub mod examples;
 pub mod fallback;
@@ -71,6 +73,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz);
     cfg.service(health::readyz);
     cfg.service(reconcile::traffic_intent_set_reconcile);
+    cfg.service(analysis::traffic_intent_set_analysis);
+    cfg.service(cluster_check::cluster_check);
 }
 
 /// The OpenAPI document, built from the same registration as the router.

@@ -89,6 +89,8 @@ const POLICY: &[(&str, Action)] = &[
     ("project_token_delete", Action::AdministerProject),
     ("audit_event_list", Action::ReadAllAudit),
     ("project_audit_event_list", Action::AdministerProject),
+    ("traffic_intent_set_analysis", Action::ReadProject),
+    ("cluster_check", Action::WriteClusters),
 ];
 
 /// The action of an operation; `None` means no decision was made for it (refused).

@@ -244,6 +244,32 @@ impl ClusterSpec {
 pub struct ClusterStatus {
     /// Whether a kubeconfig is stored (its content is never returned).
     pub kubeconfig_stored: bool,
+    /// What the last cluster check found (`POST /v2/clusters/{cluster}/check`, and after each
+    /// write with a kubeconfig): `Reachable`, `IstioServed`, `Permitted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<super::cluster_check::ClusterCondition>,
+    /// The API server's `gitVersion`, from the last check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// The image tag of istiod's Deployment, from the last check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio_version: Option<String>,
+    /// When the cluster was last checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ClusterStatus {
+    /// The status from the stored facts.
+    pub fn new(kubeconfig_stored: bool, check: Option<&super::cluster_check::StoredCheck>) -> Self {
+        Self {
+            kubeconfig_stored,
+            conditions: check.map(|c| c.conditions.clone()).unwrap_or_default(),
+            kubernetes_version: check.and_then(|c| c.kubernetes_version.clone()),
+            istio_version: check.and_then(|c| c.istio_version.clone()),
+            last_checked_at: check.map(|c| c.checked_at),
+        }
+    }
 }
 
 fn default_trust_domain() -> DnsName {

@@ -25,6 +25,8 @@ pub struct StoredFacts {
     pub new_secret: Option<String>,
     /// When a token last authenticated a request (to the minute).
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A cluster's last check.
+    pub cluster_check: Option<super::cluster_check::StoredCheck>,
 }
 
 /// Defaults a spec derives from its resource's name, filled in before it is stored so that
@@ -185,9 +187,10 @@ impl Resource for Cluster {
         Self {
             metadata,
             spec,
-            status: Some(ClusterStatus {
-                kubeconfig_stored: facts.kubeconfig_stored,
-            }),
+            status: Some(ClusterStatus::new(
+                facts.kubeconfig_stored,
+                facts.cluster_check.as_ref(),
+            )),
         }
     }
 

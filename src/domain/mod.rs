@@ -5,6 +5,7 @@ pub mod app;
 pub mod claim;
 pub mod client;
 pub mod cluster;
+pub mod cluster_check;
 pub mod credentials;
 pub mod deployment;
 pub mod document;

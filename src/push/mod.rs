@@ -2,12 +2,14 @@
 //! side effects only; the worker decides what to push and records what happened.
 
 pub mod cause;
+pub mod check;
 pub mod cluster;
 pub mod connect;
 pub mod error;
 pub mod foreign;
 pub mod gate;
 pub mod hash;
+pub mod inspect;
 pub mod kinds;
 pub mod live;
 pub mod retry;

@@ -196,10 +196,12 @@ impl Service {
             return Ok(vec![StoredFacts::default(); rows.len()]);
         }
         let with_credentials = tx.credential_ids().await?;
+        let mut checks = tx.cluster_checks().await?;
         Ok(rows
             .iter()
             .map(|r| StoredFacts {
                 kubeconfig_stored: with_credentials.contains(&r.id),
+                cluster_check: checks.remove(&r.id),
                 ..StoredFacts::default()
             })
             .collect())
@@ -291,6 +293,7 @@ impl Service {
         check_write_only(&spec)?;
         let new = new_resource(&metadata, &spec, caller)?;
         let secret = spec.secret_change();
+        let check_after = matches!(secret, SecretChange::Set(_));
 
         let mut tx = self.store.begin_write().await?;
         let rows = self.resolve_path(&mut tx, parent).await?;
@@ -339,10 +342,15 @@ impl Service {
         tx.commit().await?;
         self.access_changed(R::KIND);
         tracing::info!(resource = %path.url(), actor = %caller.principal.actor, "created");
+        let cluster_check = match check_after {
+            true => self.check_after_write(&path, caller).await,
+            false => None,
+        };
         let facts = StoredFacts {
             kubeconfig_stored: stored,
             new_secret,
-            last_used_at: None,
+            cluster_check,
+            ..StoredFacts::default()
         };
         Ok((path, to_resource(&row, &facts)?))
     }
@@ -381,6 +389,7 @@ impl Service {
         check_write_only(&spec)?;
         let new = new_resource(&metadata, &spec, caller)?;
         let secret = spec.secret_change();
+        let check_after = matches!(secret, SecretChange::Set(_));
 
         let mut tx = self.store.begin_write().await?;
         let (rows, current) = self
@@ -426,13 +435,20 @@ impl Service {
             .by_id(id)
             .await?
             .ok_or_else(|| Error::internal("replace", "row vanished"))?;
-        let facts = self
+        let mut facts = self
             .facts(&mut tx, R::KIND, std::slice::from_ref(&row))
             .await?;
         tx.commit().await?;
         if !unchanged {
             self.access_changed(R::KIND);
             tracing::info!(resource = %path.url(), revision = row.revision, "replaced");
+        }
+        // An identical replace writes nothing, so it is not checked either (POST .../check is).
+        if check_after
+            && !unchanged
+            && let Some(check) = self.check_after_write(path, caller).await
+        {
+            facts[0].cluster_check = Some(check);
         }
         to_resource(&row, &facts[0])
     }

@@ -1,8 +1,10 @@
 //! What the API does, independent of HTTP: resource CRUD with its rules, rendering, deploys.
 
 mod access;
+mod analysis;
 mod bulk;
 mod claims;
+mod cluster_check;
 mod context;
 mod crud;
 mod deploy;

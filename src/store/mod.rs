@@ -3,6 +3,7 @@
 
 mod access;
 mod claims;
+mod cluster_checks;
 mod deployments;
 mod reconcile;
 mod resources;

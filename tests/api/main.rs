@@ -10,10 +10,12 @@ mod fake_kube;
 mod golden_files;
 
 mod access;
+mod analysis;
 mod apply_prune;
 mod bindings;
 mod claims;
 mod cli;
+mod cluster_check;
 mod concurrency;
 mod console;
 mod crud;

@@ -15,6 +15,11 @@
 //! let client = fake.client().await; // kubeconfig -> kube::Config -> kube::Client
 //! ```
 //!
+//! Read-only built-in kinds for the analysis and the cluster check (`builtin.rs`): core v1
+//! Namespaces, Services, Pods, Secrets and apps/v1 Deployments (GET, LIST, seeded with
+//! [`FakeKube::insert_builtin`]), and SelfSubjectAccessReviews answered from per-token rules
+//! ([`FakeKube::add_user`], [`FakeKube::kubeconfig_with_token`]).
+//!
 //! Test hooks: failure injection ([`FakeKube::fail_next`], [`FakeKube::reject_apply`]),
 //! slow answers ([`FakeKube::set_delay`], [`FakeKube::delay_next`]), request recording
 //! ([`FakeKube::requests`]), direct state access ([`FakeKube::object`],
@@ -37,6 +42,7 @@
 //!   than resetting pooled ones. Stopping with a request in flight takes about a second.
 #![allow(dead_code)]
 
+mod builtin;
 mod fields;
 mod resources;
 mod selector;
@@ -51,6 +57,8 @@ use std::time::Duration;
 use actix_web::web;
 use serde_json::Value;
 
+#[allow(unused_imports)]
+pub use builtin::Permission;
 pub use resources::RESOURCES;
 use server::{Running, Shared, State};
 
@@ -121,6 +129,8 @@ impl RecordedRequest {
     /// PATCH, PUT, POST or DELETE.
     pub fn is_write(&self) -> bool {
         matches!(self.method.as_str(), "PATCH" | "PUT" | "POST" | "DELETE")
+            // A SelfSubjectAccessReview (a cluster check) is a question; nothing is stored.
+            && !self.path.ends_with("/selfsubjectaccessreviews")
     }
 }
 

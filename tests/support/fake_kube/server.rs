@@ -40,6 +40,7 @@ pub struct State {
     pub rejected_names: HashMap<String, String>,
     pub retry_after: u64,
     pub require_auth: bool,
+    pub builtins: super::builtin::Builtins,
 }
 
 impl Default for State {
@@ -54,6 +55,7 @@ impl Default for State {
             rejected_names: HashMap::new(),
             retry_after: 1,
             require_auth: true,
+            builtins: Default::default(),
         }
     }
 }
@@ -265,11 +267,25 @@ impl State {
         if self.require_auth
             && route.needs_auth()
             && req.authorization != Some(format!("Bearer {token}").as_str())
+            && !self.builtins.knows(req.authorization)
         {
             return ApiError::unauthorized().into();
         }
         if let Some(rule) = take_rule(&mut self.fail_rules, req.method, req.path) {
             return ApiError::injected(rule.status, route.target(), self.retry_after).into();
+        }
+        if let Some(result) = super::builtin::process(
+            &mut self.builtins,
+            &super::builtin::BuiltinRequest {
+                method: req.method,
+                path: req.path,
+                query: &req.query.0,
+                accept: req.accept,
+                authorization: req.authorization,
+                body: req.body,
+            },
+        ) {
+            return result.into();
         }
         let aggregated = req.accept.contains("as=APIGroupDiscoveryList");
         let get_only = |reply: Reply| {

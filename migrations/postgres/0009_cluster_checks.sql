@@ -1,0 +1,9 @@
+-- The last check of each cluster (POST /v2/clusters/{cluster}/check, and after each cluster
+-- write with a kubeconfig): versions and the Reachable, IstioServed and Permitted conditions.
+CREATE TABLE cluster_checks (
+    cluster_id         UUID PRIMARY KEY REFERENCES resources (id) ON DELETE CASCADE,
+    checked_at         TIMESTAMPTZ NOT NULL,
+    kubernetes_version TEXT,
+    istio_version      TEXT,
+    conditions         JSONB NOT NULL
+);
