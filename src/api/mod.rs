@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bindings;
 pub mod body;
 pub mod deploy;
+pub mod events;
 pub mod fallback;
 pub mod guard;
 pub mod health;
@@ -68,6 +69,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(deploy::metrics);
     cfg.service(health::healthz);
     cfg.service(health::readyz);
+    cfg.service(events::traffic_intent_set_events);
+    cfg.service(events::project_events);
 }
 
 /// The OpenAPI document, built from the same registration as the router.

@@ -4,6 +4,7 @@
 mod access;
 mod claims;
 mod deployments;
+mod events;
 mod resources;
 mod vips;
 
@@ -21,6 +22,7 @@ pub use deployments::{
     ClusterRow, DeploymentHead, DeploymentRow, InventoryRow, Manifests, NewDeployment,
     ObjectProgress, ObjectRow,
 };
+pub use events::{EventRow, EventScope, NewEvent};
 pub use resources::{NewResource, NewRow, ROOT_ID, Referrer, ResourceRow, SetLocation};
 pub use vips::{VipProbe, VipRow};
 
