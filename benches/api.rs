@@ -83,6 +83,7 @@ async fn run(mode: Mode) -> Figures {
         max_document_bytes: meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES,
         bootstrap_token: Some(admin.clone()),
         metrics_listen: None,
+        events: Default::default(),
     };
     let app = Application::build(&settings).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -94,6 +94,7 @@ fn settings(database: DatabaseSettings, secret_key: SecretKeySource, token: &str
         max_document_bytes: meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES,
         bootstrap_token: Some(token.to_owned()),
         metrics_listen: None,
+        events: Default::default(),
     }
 }
 

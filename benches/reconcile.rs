@@ -122,6 +122,7 @@ async fn main() {
         max_document_bytes: meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES,
         bootstrap_token: Some(token.clone()),
         metrics_listen: None,
+        events: Default::default(),
     };
     let app = Application::build(&settings).await.unwrap();
     let api = Api {

@@ -132,6 +132,9 @@ fn fields(errors: &[(String, String)]) -> String {
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    /// For event streams: no overall timeout (a stream lasts as long as a deploy), but one
+    /// between reads (the server sends a heartbeat every 15 s).
+    stream_http: reqwest::Client,
     token: Option<String>,
 }
 
@@ -159,9 +162,18 @@ impl ApiClient {
                 url: base.clone(),
                 message: e.to_string(),
             })?;
+        let stream_http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| ApplyError::Transport {
+                url: base.clone(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             base,
             http,
+            stream_http,
             token: None,
         })
     }
@@ -1127,6 +1139,12 @@ pub struct ClusterView {
 #[serde(rename_all = "camelCase")]
 pub struct ObjectView {
     pub state: ObjectState,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 /// Polls a deployment until it ends, calling `progress` with each new status; returns the last.
@@ -1190,4 +1208,284 @@ pub fn progress_line(status: &StatusView) -> String {
             clusters.join(", ")
         }
     )
+}
+
+/// One cluster of a deployment followed by `follow`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterProgress {
+    /// Objects finished (applied, unchanged, pruned, conflict, failed).
+    pub done: usize,
+    /// Objects the cluster works on (grows when prune finds labelled objects it did not know).
+    pub total: usize,
+    /// The cluster's final state, once it finished.
+    pub finished: Option<String>,
+    seen: BTreeSet<(String, String, String)>,
+}
+
+/// A deployment's progress per cluster, as `follow` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub revision: i64,
+    pub clusters: BTreeMap<String, ClusterProgress>,
+}
+
+impl Progress {
+    fn of(status: &StatusView) -> Self {
+        let clusters = status
+            .clusters
+            .iter()
+            .map(|c| {
+                let seen: BTreeSet<(String, String, String)> = c
+                    .objects
+                    .iter()
+                    .filter(|o| o.state != ObjectState::Desired)
+                    .map(|o| (o.kind.clone(), o.namespace.clone(), o.name.clone()))
+                    .collect();
+                let progress = ClusterProgress {
+                    done: seen.len(),
+                    total: c.objects.len(),
+                    finished: c.state.is_final().then(|| c.state.to_string()),
+                    seen,
+                };
+                (c.cluster.clone(), progress)
+            })
+            .collect();
+        Self {
+            revision: status.revision,
+            clusters,
+        }
+    }
+
+    /// Takes one event of the set's stream in; true when it changed something.
+    fn absorb(&mut self, kind: &str, data: &Value) -> bool {
+        if data["revision"].as_i64() != Some(self.revision) {
+            return false;
+        }
+        let Some(cluster) = data["cluster"].as_str() else {
+            return false;
+        };
+        let entry = self.clusters.entry(cluster.to_owned()).or_default();
+        match kind {
+            "object-applied" | "object-failed" | "object-pruned" | "object-conflict" => {
+                let text = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
+                if !entry
+                    .seen
+                    .insert((text("kind"), text("namespace"), text("name")))
+                {
+                    return false;
+                }
+                entry.done = entry.seen.len();
+                entry.total = entry.total.max(entry.done);
+                true
+            }
+            "cluster-finished" => {
+                entry.finished = data["state"].as_str().map(str::to_owned);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The revision at the end of a deployment's URL (`.../deployments/3`).
+pub fn revision_of(deployment: &str) -> Option<i64> {
+    deployment.rsplit('/').next()?.parse().ok()
+}
+
+/// Opens the set's event stream after `last_id` (None: from now on).
+async fn open_events(
+    client: &ApiClient,
+    set: &ResourcePath,
+    last_id: Option<&str>,
+) -> Result<reqwest::Response, ApplyError> {
+    let url = format!("{}{}/events", client.base, set.url());
+    let mut req = client
+        .stream_http
+        .get(&url)
+        .header(reqwest::header::ACCEPT, "text/event-stream");
+    if let Some(token) = &client.token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let response = req.send().await.map_err(|e| ApplyError::Transport {
+        url: url.clone(),
+        message: e.to_string(),
+    })?;
+    if !response.status().is_success() {
+        let status = response.status().as_u16();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        return Err(ApplyError::Api {
+            method: "GET",
+            path: format!("{}/events", set.url()),
+            status,
+            detail: value["detail"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned),
+            errors: Vec::new(),
+        });
+    }
+    Ok(response)
+}
+
+/// Reads a deployment's status (`wait`'s single step).
+async fn status_of(client: &ApiClient, deployment: &str) -> Result<StatusView, ApplyError> {
+    let status = client
+        .request(reqwest::Method::GET, deployment, None)
+        .await?
+        .ok_or_else(|| ApplyError::Transport {
+            url: deployment.to_owned(),
+            message: "the deployment disappeared".into(),
+        })?;
+    serde_json::from_value(status).map_err(|e| ApplyError::Transport {
+        url: deployment.to_owned(),
+        message: format!("the server's answer is not a deployment status: {e}"),
+    })
+}
+
+/// Follows a deployment of `set` through the set's event stream (SSE) until it ends, calling
+/// `progress` on every change; returns the final status. The stream is opened before the
+/// status is read, so nothing between the two is missed; a dropped connection (a restarted
+/// server, another replica behind a load balancer) is reopened with `Last-Event-ID`, so no
+/// event is lost or seen twice.
+pub async fn follow(
+    client: &ApiClient,
+    set: &ResourcePath,
+    deployment: &str,
+    mut progress: impl FnMut(&Progress),
+) -> Result<StatusView, ApplyError> {
+    use eventsource_stream::Eventsource;
+    use futures::StreamExt;
+
+    let mut last_id: Option<String> = None;
+    let mut current: Option<Progress> = None;
+    let mut failures = 0u32;
+    loop {
+        let response = match open_events(client, set, last_id.as_deref()).await {
+            Ok(r) => r,
+            Err(e @ ApplyError::Api { .. }) => return Err(e),
+            Err(e) => {
+                failures += 1;
+                if failures > 20 {
+                    return Err(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    250 * u64::from(failures.min(8)),
+                ))
+                .await;
+                continue;
+            }
+        };
+        failures = 0;
+        if current.is_none() {
+            let status = status_of(client, deployment).await?;
+            let first = Progress::of(&status);
+            progress(&first);
+            if status.state.is_final() {
+                return Ok(status);
+            }
+            current = Some(first);
+        }
+        let mut events = response.bytes_stream().eventsource();
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else { break };
+            if !event.id.is_empty() {
+                last_id = Some(event.id.clone());
+            }
+            let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+            let Some(state) = current.as_mut() else { break };
+            if event.event == "deploy-finished" && data["revision"].as_i64() == Some(state.revision)
+            {
+                let status = status_of(client, deployment).await?;
+                progress(&Progress::of(&status));
+                return Ok(status);
+            }
+            if state.absorb(&event.event, &data) {
+                progress(state);
+            }
+        }
+        // The connection ended (the server stopped, a proxy timed out): reopen after the last
+        // event seen, unless the deployment ended meanwhile.
+        let status = status_of(client, deployment).await?;
+        if status.state.is_final() {
+            progress(&Progress::of(&status));
+            return Ok(status);
+        }
+    }
+}
+
+/// Shows `follow`'s progress: a bar per cluster on a terminal, else a line per change.
+pub struct ProgressDisplay {
+    deployment: String,
+    bars: Option<(
+        indicatif::MultiProgress,
+        BTreeMap<String, indicatif::ProgressBar>,
+    )>,
+    printed: BTreeMap<String, String>,
+}
+
+impl ProgressDisplay {
+    pub fn new(deployment: &str, terminal: bool) -> Self {
+        Self {
+            deployment: deployment.to_owned(),
+            bars: terminal.then(|| (indicatif::MultiProgress::new(), BTreeMap::new())),
+            printed: BTreeMap::new(),
+        }
+    }
+
+    /// One line per cluster: `<deployment>: <cluster>: <done>/<total> objects[, <state>]`.
+    fn line(cluster: &str, c: &ClusterProgress) -> String {
+        match &c.finished {
+            Some(state) => format!("{cluster}: {}/{} objects, {state}", c.done, c.total),
+            None => format!("{cluster}: {}/{} objects", c.done, c.total),
+        }
+    }
+
+    pub fn update(&mut self, progress: &Progress) {
+        for (cluster, c) in &progress.clusters {
+            let line = Self::line(cluster, c);
+            if self.printed.get(cluster) == Some(&line) {
+                continue;
+            }
+            self.printed.insert(cluster.clone(), line.clone());
+            match &mut self.bars {
+                Some((multi, bars)) => {
+                    let bar = bars.entry(cluster.clone()).or_insert_with(|| {
+                        let bar = multi.add(indicatif::ProgressBar::new(c.total as u64));
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{prefix:>12} [{bar:30}] {pos}/{len} {msg}",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                        );
+                        bar.set_prefix(cluster.clone());
+                        bar
+                    });
+                    bar.set_length(c.total as u64);
+                    bar.set_position(c.done as u64);
+                    if let Some(state) = &c.finished {
+                        bar.finish_with_message(state.clone());
+                    }
+                }
+                None => {
+                    use std::io::Write;
+                    // Best effort, like the rest of the progress (a closed pipe stops nothing).
+                    let _ = writeln!(std::io::stdout().lock(), "{}: {line}", self.deployment);
+                }
+            }
+        }
+    }
+
+    /// Ends the bars (they stay on the screen).
+    pub fn finish(&mut self) {
+        if let Some((_, bars)) = &self.bars {
+            for bar in bars.values() {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
+            }
+        }
+    }
 }

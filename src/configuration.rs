@@ -128,6 +128,8 @@ pub struct Settings {
     /// An admin token to create at start if no token has its secret
     /// (`MESHINTENT_BOOTSTRAP_TOKEN`, e.g. from a Kubernetes Secret).
     pub bootstrap_token: Option<String>,
+    /// Event streams and the event table's retention (`--event-retention`).
+    pub events: crate::service::events::EventSettings,
 }
 
 /// Default of `MESHINTENT_MAX_BODY_BYTES`: 1 MiB (kubeconfigs can be tens of kilobytes).

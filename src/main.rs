@@ -241,6 +241,11 @@ enum Command {
         deploy: DeployArgs,
         #[command(flatten)]
         auth: AuthArgs,
+        /// How long events (the SSE streams' history, for `Last-Event-ID` resumption) are kept:
+        /// a number with s, m, h or d (default 7d); older ones are removed every minute.
+        #[arg(long, env = "MESHINTENT_EVENT_RETENTION", default_value = "7d",
+              value_parser = meshintent::service::events::parse_retention)]
+        event_retention: std::time::Duration,
     },
     /// Manage API tokens directly in the database (for PostgreSQL installs and recovery).
     Token {
@@ -397,7 +402,8 @@ fn read_document(file: &std::path::Path) -> Result<String, String> {
 /// their progress until they end.
 async fn apply(args: ApplyArgs) -> Result<(), String> {
     use meshintent::apply::{
-        ApiClient, ApplyOptions, apply_with, deploy, progress_line, set_paths, wait,
+        ApiClient, ApplyOptions, ProgressDisplay, apply_with, deploy, follow, progress_line,
+        set_paths,
     };
     use meshintent::domain::deployment::DeploymentState;
     let text = read_document(&args.file)?;
@@ -432,24 +438,22 @@ async fn apply(args: ApplyArgs) -> Result<(), String> {
     for set in set_paths(&document) {
         let deployment = deploy(&client, &set).await.map_err(|e| e.to_string())?;
         say(format_args!("deploying {deployment}"))?;
-        deployments.push(deployment);
+        deployments.push((set, deployment));
     }
     if !args.wait {
         return Ok(());
     }
     let mut failed = Vec::new();
-    for deployment in &deployments {
-        let status = wait(
-            &client,
-            deployment,
-            // Progress is best effort: the end of the wait decides the exit status.
-            |s| {
-                let _ = say(format_args!("{deployment}: {}", progress_line(s)));
-            },
-            std::time::Duration::from_millis(500),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    for (set, deployment) in &deployments {
+        // Follows the set's event stream; progress is best effort: the end decides the exit
+        // status. Bars on a terminal, a line per change otherwise.
+        use std::io::IsTerminal;
+        let mut display = ProgressDisplay::new(deployment, std::io::stdout().is_terminal());
+        let status = follow(&client, set, deployment, |p| display.update(p))
+            .await
+            .map_err(|e| e.to_string())?;
+        display.finish();
+        say(format_args!("{deployment}: {}", progress_line(&status)))?;
         if status.state != DeploymentState::Applied {
             for cluster in &status.clusters {
                 if let Some(message) = &cluster.message {
@@ -526,6 +530,7 @@ async fn run(command: Command) -> Result<(), String> {
             metrics_listen,
             deploy,
             auth,
+            event_retention,
         } => {
             let database = database.settings()?;
             let secret_key = SecretKeySource::resolve(secret_key.as_deref(), &database)?;
@@ -544,6 +549,10 @@ async fn run(command: Command) -> Result<(), String> {
                 max_document_bytes: auth.max_document_bytes.max(1024),
                 bootstrap_token: auth.bootstrap_token.clone(),
                 metrics_listen: metrics_listen.filter(|a| !a.is_empty()),
+                events: meshintent::service::events::EventSettings {
+                    retention: event_retention,
+                    ..Default::default()
+                },
             };
             let app = Application::build(&settings)
                 .await

@@ -25,6 +25,7 @@ use crate::domain::names::Name;
 use crate::domain::resource::ResourcePath;
 use crate::error::{Error, Result};
 use crate::push::ClusterClients;
+use crate::service::events::{Event, EventType};
 use crate::service::{Caller, DriftCounts, Service, SyncStatus, set_labels};
 use crate::store::{
     ClusterBackoff, Manifests, ReconcileCandidate, ReconcileResult, ReconcileRow, Store, StoreError,
@@ -92,21 +93,47 @@ pub fn drift_found(
     cluster: &Name,
     drift: DriftCounts,
     self_heal: bool,
-) {
+) -> Event {
     metrics::counter!("meshintent_drift_found_total", "cluster" => cluster.to_string())
         .increment(1);
     tracing::warn!(
         set = %set.url(), revision, %cluster, changed = drift.changed, missing = drift.missing,
         extra = drift.extra, self_heal, "drift found"
     );
+    Event::new(
+        set,
+        EventType::DriftFound,
+        serde_json::json!({
+            "revision": revision,
+            "cluster": cluster.as_str(),
+            "changed": drift.changed,
+            "missing": drift.missing,
+            "extra": drift.extra,
+            "selfHeal": self_heal,
+        }),
+    )
 }
 
 /// The repair deployment `repair_revision` (of revision `repair_of`) was applied: the drift
 /// found on `cluster` is repaired. The one place where a repair is announced.
-pub fn drift_repaired(set: &ResourcePath, repair_revision: i64, repair_of: i64, cluster: &Name) {
+pub fn drift_repaired(
+    set: &ResourcePath,
+    repair_revision: i64,
+    repair_of: i64,
+    cluster: &Name,
+) -> Event {
     metrics::counter!("meshintent_drift_repaired_total", "cluster" => cluster.to_string())
         .increment(1);
     tracing::info!(set = %set.url(), repair_revision, repair_of, %cluster, "drift repaired");
+    Event::new(
+        set,
+        EventType::DriftRepaired,
+        serde_json::json!({
+            "revision": repair_revision,
+            "repairOf": repair_of,
+            "cluster": cluster.as_str(),
+        }),
+    )
 }
 
 /// Runs the reconciler of a replica until `stopped` turns true.
@@ -345,6 +372,8 @@ async fn check_claimed(
     let on_demand = caller.is_some();
     let now = Utc::now();
     let mut messages = Vec::new();
+    // drift-found / drift-repaired, published with the check's record.
+    let mut events = Vec::new();
 
     // A repair this reconciler queued has been applied: its drift is repaired.
     let mut last_repair_revision = state.last_repair_revision;
@@ -353,7 +382,7 @@ async fn check_claimed(
     {
         let source = latest.repair_of.unwrap_or(repair);
         for cluster in &state.pending_clusters {
-            drift_repaired(&path, repair, source, cluster);
+            events.push(drift_repaired(&path, repair, source, cluster));
         }
         last_repair_revision = Some(repair);
         messages.push(format!("repair revision {repair} applied"));
@@ -418,7 +447,13 @@ async fn check_claimed(
                 total.missing += counts.missing;
                 total.extra += counts.extra;
                 if *counts != DriftCounts::default() {
-                    drift_found(&path, latest.revision, name, *counts, spec.self_heal);
+                    events.push(drift_found(
+                        &path,
+                        latest.revision,
+                        name,
+                        *counts,
+                        spec.self_heal,
+                    ));
                     drifted_clusters.push(name.clone());
                     messages.push(format!(
                         "{name}: {} changed, {} missing, {} extra",
@@ -533,7 +568,13 @@ async fn check_claimed(
             "the check's claim was lost to another replica".into(),
         ));
     }
+    // Events are the transaction's last write (they hold the project's event lock to commit).
+    let published = !events.is_empty();
+    service.publish(&mut tx, events).await?;
     tx.commit().await?;
+    if published || pending_repair.is_some() {
+        service.events_committed();
+    }
     if pending_repair.is_some() {
         service.wake_worker();
     }

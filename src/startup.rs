@@ -45,6 +45,8 @@ pub struct Application {
     metrics: Option<(Server, u16)>,
     service: Service,
     worker: Option<crate::worker::WorkerHandle>,
+    /// The event retention (`Service::spawn_event_pruner`), ended with the server.
+    pruner: tokio::task::JoinHandle<()>,
 }
 
 /// A running application (for tests: stop it, or kill it as a crash would).
@@ -93,7 +95,9 @@ impl Application {
         let store = settings.database.connect().await?;
         store.migrate().await?;
         let secrets = settings.secret_key.load()?;
-        let service = Service::new(store, secrets).with_push_settings(settings.push.clone());
+        let service = Service::new(store, secrets)
+            .with_push_settings(settings.push.clone())
+            .with_event_settings(settings.events.clone());
         bootstrap(&service, settings).await?;
         // Collisions in stored data are warned about, never a reason not to start.
         if let Err(e) = service.derive_stored_claims().await {
@@ -144,12 +148,14 @@ impl Application {
             .worker
             .clone()
             .map(|w| crate::worker::spawn(service.clone(), w));
+        let pruner = service.spawn_event_pruner();
         Ok(Self {
             port,
             server,
             metrics,
             service,
             worker,
+            pruner,
         })
     }
 
@@ -170,6 +176,7 @@ impl Application {
             (handle, tokio::spawn(server))
         });
         let result = self.server.await;
+        self.pruner.abort();
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             let _ = task.await;
@@ -191,6 +198,7 @@ impl Application {
             metrics,
             service,
             worker,
+            pruner,
         } = self;
         let metrics_port = metrics.as_ref().map(|(_, port)| *port);
         let metrics = metrics.map(|(server, _)| {
@@ -200,6 +208,7 @@ impl Application {
         });
         let task = tokio::spawn(async move {
             let result = server.await;
+            pruner.abort();
             service.store().close().await;
             result
         });

@@ -25,6 +25,7 @@ use crate::domain::names::Name;
 use crate::push::cluster::{ClusterPlan, ObjectEvent, Recorder, run_cluster};
 use crate::push::gate::{Probed, wait_for_answer};
 use crate::push::{ClusterClients, ClusterOutcome, Gate, Halt, Interruption};
+use crate::service::events::{Event, EventType, store_events};
 use crate::service::{Service, set_labels};
 use crate::store::{
     ClusterRow, DeploymentRow, InventoryRow, ObjectProgress, ObjectRow, Store, StoreError,
@@ -145,6 +146,25 @@ struct DbRecorder {
     store: Store,
     deployment: Uuid,
     set_id: Uuid,
+    publisher: Publisher,
+}
+
+/// Publishes a deployment's events (object outcomes, clusters and the deployment finished), in
+/// the transactions that record them.
+struct Publisher {
+    service: Service,
+    set: crate::domain::resource::ResourcePath,
+    revision: i64,
+}
+
+impl Publisher {
+    fn event(&self, kind: EventType, data: serde_json::Value) -> Event {
+        let mut event = Event::new(&self.set, kind, data);
+        event
+            .data
+            .insert("revision".into(), serde_json::Value::from(self.revision));
+        event
+    }
 }
 
 impl Recorder for DbRecorder {
@@ -176,12 +196,29 @@ impl Recorder for DbRecorder {
                 _ => {}
             }
         }
+        let published: Vec<Event> = events
+            .iter()
+            .filter_map(|e| {
+                let p = &self.publisher;
+                Event::object(
+                    &p.set,
+                    p.revision,
+                    &e.key,
+                    e.operation,
+                    e.state,
+                    e.message.as_deref(),
+                )
+            })
+            .collect();
         let mut tx = self.store.begin_write().await?;
         tx.upsert_object_states(self.deployment, &progress).await?;
         tx.upsert_inventory(self.set_id, self.deployment, &kept)
             .await?;
         tx.delete_inventory(self.set_id, &gone).await?;
-        tx.commit().await
+        store_events(&mut tx, published).await?;
+        tx.commit().await?;
+        self.publisher.service.events_committed();
+        Ok(())
     }
 }
 
@@ -360,7 +397,7 @@ async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid, halt: &
         Ok(a) => a,
         Err(e) => {
             let message = Some(e.to_string());
-            finish(store, settings, id, DeploymentState::Failed, message).await;
+            finish(store, settings, id, DeploymentState::Failed, message, None).await;
             return false;
         }
     };
@@ -370,6 +407,11 @@ async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid, halt: &
         store: store.clone(),
         deployment: id,
         set_id: loaded.row.set_id,
+        publisher: Publisher {
+            service: service.clone(),
+            set: address.path(),
+            revision,
+        },
     };
     let results: Vec<(Name, Option<ClusterState>)> =
         stream::iter(plan(loaded, &set_labels(&address)))
@@ -398,7 +440,16 @@ async fn execute(service: &Service, settings: &WorkerSettings, id: Uuid, halt: &
     let outcome = deployment_outcome(action, &results, total_writes(store, id).await);
     metrics::counter!("meshintent_deploys_total", "action" => action.as_str(), "outcome" => outcome.state.as_str()).increment(1);
     tracing::info!(state = outcome.state.as_str(), "deployment finished");
-    finish(store, settings, id, outcome.state, Some(outcome.message)).await;
+    let publisher = Some(&recorder.publisher);
+    finish(
+        store,
+        settings,
+        id,
+        outcome.state,
+        Some(outcome.message),
+        publisher,
+    )
+    .await;
     false
 }
 
@@ -421,7 +472,16 @@ async fn run_one_cluster(
     let store = service.store();
     let settings = service.push_settings();
     let cluster = plan.cluster.clone();
-    set_cluster(store, deployment, &cluster, action.working(), None, 0).await;
+    set_cluster(
+        store,
+        deployment,
+        &cluster,
+        action.working(),
+        None,
+        0,
+        &recorder.publisher,
+    )
+    .await;
     let client = match service.client(&cluster).await {
         Ok(c) => c,
         Err(error) => {
@@ -432,7 +492,16 @@ async fn run_one_cluster(
             );
             mark_pending_failed(store, deployment, &plan, &message).await;
             let state = ClusterState::Failed;
-            set_cluster(store, deployment, &cluster, state, Some(message), 0).await;
+            set_cluster(
+                store,
+                deployment,
+                &cluster,
+                state,
+                Some(message),
+                0,
+                &recorder.publisher,
+            )
+            .await;
             return Some(state);
         }
     };
@@ -459,6 +528,7 @@ async fn run_one_cluster(
                     action.working(),
                     None,
                     delta(&total),
+                    &recorder.publisher,
                 )
                 .await;
                 return None;
@@ -483,6 +553,7 @@ async fn run_one_cluster(
             unreachable,
             Some(message),
             delta(&total),
+            &recorder.publisher,
         )
         .await;
         match wait_for_answer(&client, &settings.outage, deadline, halt).await {
@@ -495,6 +566,7 @@ async fn run_one_cluster(
                     action.working(),
                     None,
                     delta(&total),
+                    &recorder.publisher,
                 )
                 .await;
             }
@@ -522,7 +594,16 @@ async fn run_one_cluster(
         Some(total.problems.join("; "))
     };
     let state = cluster_outcome(action, &total.tally);
-    set_cluster(store, deployment, &cluster, state, message, delta(&total)).await;
+    set_cluster(
+        store,
+        deployment,
+        &cluster,
+        state,
+        message,
+        delta(&total),
+        &recorder.publisher,
+    )
+    .await;
     Some(state)
 }
 
@@ -564,6 +645,7 @@ async fn set_cluster(
     state: ClusterState,
     message: Option<String>,
     writes: i64,
+    publisher: &Publisher,
 ) {
     let result = async {
         let mut tx = store.begin_write().await?;
@@ -571,7 +653,30 @@ async fn set_cluster(
             .await?;
         tx.set_cluster_state(deployment, cluster, state, message.as_deref(), writes)
             .await?;
-        tx.commit().await
+        if state.is_final() {
+            // The cluster's writes over every run of the deployment (a resumed one adds).
+            let writes = tx
+                .deployment_clusters(deployment)
+                .await?
+                .into_iter()
+                .find(|c| c.cluster == *cluster)
+                .map_or(writes, |c| c.writes);
+            let event = publisher.event(
+                EventType::ClusterFinished,
+                serde_json::json!({
+                    "cluster": cluster.as_str(),
+                    "state": state.as_str(),
+                    "message": message,
+                    "writes": writes,
+                }),
+            );
+            store_events(&mut tx, vec![event]).await?;
+        }
+        tx.commit().await?;
+        if state.is_final() {
+            publisher.service.events_committed();
+        }
+        Ok::<(), StoreError>(())
     };
     if let Err(e) = result.await {
         tracing::error!(error = %e, "recording a cluster's state failed");
@@ -584,13 +689,24 @@ async fn finish(
     id: Uuid,
     state: DeploymentState,
     message: Option<String>,
+    publisher: Option<&Publisher>,
 ) {
     let result = async {
         let mut tx = store.begin_write().await?;
         let ok = tx
             .finish_deployment(id, &settings.id, state, message.as_deref())
             .await?;
+        if let (true, Some(publisher)) = (ok, publisher) {
+            let event = publisher.event(
+                EventType::DeployFinished,
+                serde_json::json!({ "state": state.as_str(), "message": message }),
+            );
+            store_events(&mut tx, vec![event]).await?;
+        }
         tx.commit().await?;
+        if let (true, Some(publisher)) = (ok, publisher) {
+            publisher.service.events_committed();
+        }
         Ok::<bool, StoreError>(ok)
     };
     match result.await {

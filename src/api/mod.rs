@@ -7,6 +7,7 @@ pub mod body;
 pub mod cluster_check;
 pub mod deploy;
 pub mod examples;
+pub mod events;
 pub mod fallback;
 pub mod guard;
 pub mod health;
@@ -75,6 +76,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(reconcile::traffic_intent_set_reconcile);
     cfg.service(analysis::traffic_intent_set_analysis);
     cfg.service(cluster_check::cluster_check);
+    cfg.service(events::traffic_intent_set_events);
+    cfg.service(events::project_events);
 }
 
 /// The OpenAPI document, built from the same registration as the router.

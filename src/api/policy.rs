@@ -43,6 +43,8 @@ const POLICY: &[(&str, Action)] = &[
     ("traffic_intent_set_reconcile", Action::WriteProject),
     ("deployment_list", Action::ReadProject),
     ("deployment_get", Action::ReadProject),
+    ("traffic_intent_set_events", Action::ReadProject),
+    ("project_events", Action::ReadProject),
     ("inbound_intent_list", Action::ReadProject),
     ("inbound_intent_get", Action::ReadProject),
     ("inbound_intent_create", Action::WriteProject),

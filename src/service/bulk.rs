@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::Service;
 use super::access::{Caller, audit_change};
 use super::context::{ModelIds, name_of};
+use super::events::{Event, EventType};
 use super::neighbourhood;
 use super::vips::{AllocationError, allocate};
 use crate::domain::document::{DocClient, DocInboundIntent, DocIntentSet};
@@ -138,6 +139,7 @@ impl Service {
         let refuse = super::claims::OnTaken::Refuse;
         self.derive_model(&mut tx, set_row.id, &set.model, &ids, refuse)
             .await?;
+        let events = document_events(path, &changes);
         let counts = summarize(changes);
         if counts.created + counts.replaced + counts.deleted > 0 {
             audit_change(
@@ -150,7 +152,12 @@ impl Service {
             )
             .await?;
         }
+        let published = !events.is_empty();
+        self.publish(&mut tx, events).await?;
         tx.commit().await?;
+        if published {
+            self.events_committed();
+        }
         tracing::info!(resource = %path.url(), created = counts.created, replaced = counts.replaced,
             deleted = counts.deleted, actor = %caller.principal.actor, "set document applied");
         Ok(counts)
@@ -597,6 +604,26 @@ async fn write_difference(
         })?;
     changes.extend(deleted);
     Ok(changes)
+}
+
+/// One `intent-written` event per member the document created, replaced or deleted.
+fn document_events(set: &ResourcePath, changes: &[MemberChange]) -> Vec<Event> {
+    changes
+        .iter()
+        .filter_map(|m| {
+            let operation = match m.change {
+                Change::Created => "create",
+                Change::Replaced => "replace",
+                Change::Deleted => "delete",
+                Change::Unchanged => return None,
+            };
+            Some(Event::new(
+                set,
+                EventType::IntentWritten,
+                serde_json::json!({ "resource": m.path, "operation": operation }),
+            ))
+        })
+        .collect()
 }
 
 fn summarize(changes: Vec<MemberChange>) -> SetChanges {

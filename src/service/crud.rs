@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::Service;
 use super::access::{Caller, audit_change, change_action};
 use super::context::{Ancestors, check_write, stored_spec};
+use super::events::Event;
 use super::paging::{Page, PageToken};
 use crate::auth::token;
 use crate::domain::access::{Action, Decision, decide};
@@ -339,7 +340,10 @@ impl Service {
             201,
         )
         .await?;
+        let event = Event::intent_written(&path, "create", Some(row.revision));
+        self.publish(&mut tx, event.into_iter().collect()).await?;
         tx.commit().await?;
+        self.events_committed();
         self.access_changed(R::KIND);
         tracing::info!(resource = %path.url(), actor = %caller.principal.actor, "created");
         let cluster_check = match check_after {
@@ -430,6 +434,8 @@ impl Service {
             if let Some(action) = kubeconfig_action {
                 audit_change(&mut tx, caller, action, path, revisions, 200).await?;
             }
+            let event = Event::intent_written(path, "replace", revisions.1);
+            self.publish(&mut tx, event.into_iter().collect()).await?;
         }
         let row = tx
             .by_id(id)
@@ -440,6 +446,7 @@ impl Service {
             .await?;
         tx.commit().await?;
         if !unchanged {
+            self.events_committed();
             self.access_changed(R::KIND);
             tracing::info!(resource = %path.url(), revision = row.revision, "replaced");
         }
@@ -487,7 +494,10 @@ impl Service {
                     204,
                 )
                 .await?;
+                let event = Event::intent_written(path, "delete", None);
+                self.publish(&mut tx, event.into_iter().collect()).await?;
                 tx.commit().await?;
+                self.events_committed();
                 self.access_changed(kind);
                 tracing::info!(resource = %path.url(), cascade, actor = %caller.principal.actor, "deleted");
                 Ok(Deleted { id })

@@ -303,6 +303,7 @@ impl Service {
             .queue_in(&mut tx, path, set_id, action, manifests, caller, None)
             .await?;
         tx.commit().await?;
+        self.events_committed();
         self.wake_worker();
         Ok(queued)
     }
@@ -344,12 +345,31 @@ impl Service {
                 other => other.into(),
             })?;
         let mut clusters: BTreeSet<Name> = manifests.keys().cloned().collect();
-        clusters.extend(
-            tx.inventory(set_id)
-                .await?
-                .into_iter()
-                .map(|r| r.key.cluster),
-        );
+        let inventory = tx.inventory(set_id).await?;
+        // What each cluster will work on, for the deploy-queued event: the desired objects and
+        // the inventory's others (prune candidates).
+        let mut totals: BTreeMap<&Name, BTreeSet<ObjectRef>> = BTreeMap::new();
+        for (cluster, objects) in &manifests {
+            for object in objects {
+                if let Ok(key) = ObjectRef::of(cluster, object) {
+                    totals.entry(cluster).or_default().insert(key);
+                }
+            }
+        }
+        for row in &inventory {
+            totals
+                .entry(&row.key.cluster)
+                .or_default()
+                .insert(row.key.clone());
+        }
+        let queued_clusters: Vec<serde_json::Value> = totals
+            .iter()
+            .map(|(cluster, objects)| {
+                serde_json::json!({ "cluster": cluster.as_str(), "objects": objects.len() })
+            })
+            .collect();
+        drop(totals);
+        clusters.extend(inventory.into_iter().map(|r| r.key.cluster));
         for cluster in &clusters {
             tx.insert_deployment_cluster(id, cluster, ClusterState::Pending)
                 .await?;
@@ -398,6 +418,16 @@ impl Service {
             202,
         )
         .await?;
+        let queued = super::events::Event::new(
+            path,
+            super::events::EventType::DeployQueued,
+            serde_json::json!({
+                "revision": revision,
+                "action": action.as_str(),
+                "clusters": queued_clusters,
+            }),
+        );
+        self.publish(tx, vec![queued]).await?;
         tracing::info!(set = %path.url(), revision, action = action.as_str(), trigger = trigger.as_str(), clusters = clusters.len(), "queued");
         Ok(summary(&row))
     }

@@ -9,6 +9,7 @@ mod context;
 mod crud;
 mod deploy;
 mod document;
+pub mod events;
 mod neighbourhood;
 mod paging;
 mod reconcile;
@@ -46,6 +47,8 @@ pub struct Service {
     /// Bumped by every write that can change what a credential may do (tokens, bindings,
     /// projects), so this replica's credential cache forgets at once.
     access_generation: Arc<AtomicU64>,
+    /// Wakes this replica's event streams; the streams' settings.
+    events: Arc<events::EventHub>,
 }
 
 impl Service {
@@ -56,6 +59,7 @@ impl Service {
             push: Arc::new(PushSettings::default()),
             worker_signal: Arc::new(Notify::new()),
             access_generation: Arc::new(AtomicU64::new(0)),
+            events: Arc::new(events::EventHub::new(Default::default())),
         }
     }
 

@@ -5,6 +5,7 @@ mod access;
 mod claims;
 mod cluster_checks;
 mod deployments;
+mod events;
 mod reconcile;
 mod resources;
 mod vips;
@@ -23,6 +24,7 @@ pub use deployments::{
     ClusterRow, DeploymentHead, DeploymentRow, InventoryRow, Manifests, NewDeployment,
     ObjectProgress, ObjectRow,
 };
+pub use events::{EventRow, EventScope, NewEvent};
 pub use reconcile::{ClusterBackoff, ReconcileCandidate, ReconcileResult, ReconcileRow};
 pub use resources::{NewResource, NewRow, ROOT_ID, Referrer, ResourceRow, SetLocation};
 pub use vips::{VipProbe, VipRow};

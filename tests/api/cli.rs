@@ -79,6 +79,21 @@ both_backends!(
         "{out}"
     );
         assert_eq!(a.objects().len(), 4);
+        // --wait follows the set's event stream: a line per cluster as its objects finish
+        // (not a terminal here, so plain lines), ending with each cluster's state.
+        let deployment = "/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/deployments/1";
+        assert!(
+            out.contains(&format!("{deployment}: cluster01: 4/4 objects, Applied")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{deployment}: cluster02: 2/2 objects, Applied")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{deployment}: cluster01: 0/4 objects")),
+            "{out}"
+        );
 
         // Running it again changes nothing: no resource, and no object on any cluster.
         a.clear_requests();

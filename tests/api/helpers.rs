@@ -123,6 +123,10 @@ pub fn test_settings(
         max_document_bytes: meshintent::configuration::DEFAULT_MAX_DOCUMENT_BYTES,
         bootstrap_token,
         metrics_listen: None,
+        events: meshintent::service::events::EventSettings {
+            poll_interval: std::time::Duration::from_millis(200),
+            ..Default::default()
+        },
     }
 }
 

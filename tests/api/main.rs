@@ -23,6 +23,7 @@ mod deploy;
 mod deploy_live;
 mod documents;
 mod examples;
+mod events;
 mod manifests;
 mod migration;
 mod oidc;

@@ -153,6 +153,19 @@ both_backends!(self_heal_repairs_a_changed_and_a_deleted_object, |app| {
     .await;
     assert_eq!(confirmed["sync"]["drifted"], false, "{confirmed:#}");
     assert_eq!(confirmed["sync"]["lastRepairRevision"], repair_revision);
+    // The set's event stream told the story: drift found on cluster01, then repaired.
+    let mut stream = crate::events::open(&app, &format!("{SET}/events"), Some(0)).await;
+    let story = crate::events::until(&mut stream, |e| e.kind == "drift-repaired").await;
+    let found = story
+        .iter()
+        .find(|e| e.kind == "drift-found")
+        .unwrap_or_else(|| panic!("no drift-found before the repair: {story:#?}"));
+    assert_eq!(found.data["cluster"], "cluster01", "{found:#?}");
+    assert_eq!(found.data["revision"], revision);
+    assert_eq!(found.data["selfHeal"], true);
+    let repaired_event = story.last().unwrap();
+    assert_eq!(repaired_event.data["revision"], repair_revision);
+    assert_eq!(repaired_event.data["repairOf"], revision);
     // Audited as the reconciler's deploy.
     let audit = app
         .get("/v2/audit-events?actor=system:reconciler")
