@@ -11,6 +11,7 @@ pub mod generate;
 pub mod input;
 pub mod istio;
 pub mod offline;
+pub mod plan_cli;
 pub mod push;
 pub mod service;
 pub mod startup;

@@ -42,6 +42,12 @@ const POLICY: &[(&str, Action)] = &[
     ("traffic_intent_set_terminate", Action::WriteProject),
     ("deployment_list", Action::ReadProject),
     ("deployment_get", Action::ReadProject),
+    // Like `status?verify=true`: the stored set's own objects, read (and dry-run applied) with
+    // meshintent's credentials; what is sent was decided by the project's writers.
+    ("traffic_intent_set_plan", Action::ReadProject),
+    // A proposed set: a server-side dry run needs the permission of the write it tries (as
+    // `kubectl diff` needs `patch`), and the trial write locks the set.
+    ("traffic_intent_set_plan_document", Action::WriteProject),
     ("inbound_intent_list", Action::ReadProject),
     ("inbound_intent_get", Action::ReadProject),
     ("inbound_intent_create", Action::WriteProject),

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod hash;
 pub mod kinds;
 pub mod live;
+pub mod plan;
 pub mod retry;
 
 pub use cluster::{ClusterOutcome, ClusterPlan, ObjectEvent, PushSettings, Recorder};

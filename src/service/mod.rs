@@ -9,6 +9,7 @@ mod deploy;
 mod document;
 mod neighbourhood;
 mod paging;
+mod plan;
 mod render;
 mod vips;
 
@@ -29,6 +30,7 @@ pub use deploy::{
     DeploymentSummary, ObjectStatus, set_labels,
 };
 pub use paging::{Page, PageToken};
+pub use plan::{Plan, PlanAction, PlanCluster, PlanObject, PlanSummary};
 pub use render::{RenderedSet, render_error};
 
 /// The service: a store, the key for secrets at rest, and what deploys need.
