@@ -12,6 +12,7 @@ pub mod generate;
 pub mod input;
 pub mod istio;
 pub mod offline;
+pub mod plan_cli;
 pub mod push;
 pub mod reconciler;
 pub mod service;

@@ -261,6 +261,10 @@ enum Command {
     Openapi,
     /// Create or replace every resource of an intent document through the API (idempotent).
     Apply(ApplyArgs),
+    /// Print what applying an intent document and deploying its sets would do, as unified
+    /// diffs per object (like `kubectl diff`; nothing is written). Exit 0: nothing would
+    /// change; 1: something would; 2: errors.
+    Plan(meshintent::plan_cli::PlanArgs),
     /// Render an intent document into Istio objects, offline (no database, no network).
     Render {
         /// The intent document (YAML or JSON); `-` reads standard input.
@@ -362,7 +366,12 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     meshintent::tls::install_crypto_provider();
     meshintent::telemetry::init(cli.log_json);
-    match run(cli.command).await {
+    // `plan` has exit statuses of its own (those of `kubectl diff`).
+    let command = match cli.command {
+        Command::Plan(args) => return meshintent::plan_cli::run(args).await,
+        other => other,
+    };
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("meshintent: {message}");
@@ -607,5 +616,14 @@ async fn run(command: Command) -> Result<(), String> {
             limits,
         } => render(&file, cluster.as_deref(), output, limits.limits()),
         Command::Apply(args) => apply(args).await,
+        Command::Plan(args) => {
+            // Dispatched by `main` (for its exit status); kept here so that `run` covers every
+            // command.
+            let code = meshintent::plan_cli::run(args).await;
+            match code == ExitCode::SUCCESS {
+                true => Ok(()),
+                false => Err("plan: changes or errors (see above)".into()),
+            }
+        }
     }
 }

@@ -1091,3 +1091,90 @@ async fn stopping_cuts_off_a_request_in_flight() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn a_dry_run_apply_validates_answers_as_stored_and_writes_nothing() {
+    let fake = FakeKube::start().await;
+    let api = dr_api(&fake.client().await, NS);
+    let stored = api
+        .patch(
+            "a",
+            &apply_params("m"),
+            &Patch::Apply(dr("a", json!({"host": "a", "x": 1}))),
+        )
+        .await
+        .expect("a real apply");
+    let revision = fake.resource_version();
+    fake.clear_requests();
+
+    // A change, dry run: answered as it would be stored, with the same resourceVersion.
+    let dry = api
+        .patch(
+            "a",
+            &apply_params("m").force().dry_run(),
+            &Patch::Apply(dr("a", json!({"host": "b", "weight": 10.0}))),
+        )
+        .await
+        .expect("a dry run");
+    assert_eq!(
+        dry.data["spec"],
+        json!({"host": "b", "weight": 10}),
+        "numbers normalised"
+    );
+    assert_eq!(dry.resource_version(), stored.resource_version());
+    assert_eq!(
+        dry.metadata
+            .managed_fields
+            .as_ref()
+            .map(|m| m[0].manager.clone()),
+        Some(Some("m".to_owned()))
+    );
+    // A new object, dry run: created in the answer only.
+    let created = api
+        .patch(
+            "new",
+            &apply_params("m").dry_run(),
+            &Patch::Apply(dr("new", json!({"host": "n"}))),
+        )
+        .await
+        .expect("a dry-run create");
+    assert_eq!(created.data["spec"]["host"], "n");
+    // What validation refuses is refused in a dry run too, with the server's message.
+    fake.reject_apply(
+        "bad",
+        "spec.trafficPolicy.tls.mode: Unsupported value: \"SUPER_MUTUAL\"",
+    );
+    let status = api_status(
+        api.patch(
+            "bad",
+            &apply_params("m").dry_run(),
+            &Patch::Apply(dr("bad", json!({}))),
+        )
+        .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status
+            .message
+            .contains("Unsupported value: \"SUPER_MUTUAL\""),
+        "{}",
+        status.message
+    );
+
+    assert_eq!(fake.resource_version(), revision, "nothing was stored");
+    assert!(
+        fake.object("networking.istio.io", "destinationrules", NS, "new")
+            .is_none()
+    );
+    assert_eq!(
+        fake.object("networking.istio.io", "destinationrules", NS, "a")
+            .unwrap()["spec"],
+        json!({"host": "a", "x": 1})
+    );
+    assert_eq!(fake.write_count(), 3, "the log has the three PATCHes");
+    assert!(
+        fake.writes().is_empty(),
+        "none of them is a write: {:?}",
+        fake.writes()
+    );
+}

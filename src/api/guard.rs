@@ -200,6 +200,8 @@ pub async fn guard(
 /// Whether the request writes a whole set document (which has its own body limit).
 pub fn is_document_write(req: &ServiceRequest) -> bool {
     req.method() == actix_web::http::Method::PUT && req.path().ends_with("/document")
+        // A proposed set document to plan (`POST .../plan`) is as large.
+        || req.method() == actix_web::http::Method::POST && req.path().ends_with("/plan")
 }
 
 /// Refusals are recorded on a best-effort basis: a database outage must not turn a 401 into

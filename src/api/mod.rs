@@ -11,6 +11,7 @@ pub mod events;
 pub mod fallback;
 pub mod guard;
 pub mod health;
+pub mod plan;
 pub mod policy;
 pub mod problem;
 pub mod reconcile;
@@ -68,6 +69,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(deploy::traffic_intent_set_status);
     cfg.service(deploy::deployment_list);
     cfg.service(deploy::deployment_get);
+    cfg.service(plan::traffic_intent_set_plan);
+    cfg.service(plan::traffic_intent_set_plan_document);
     cfg.service(audit::audit_event_list);
     cfg.service(audit::project_audit_event_list);
     cfg.service(deploy::metrics);

@@ -45,6 +45,12 @@ const POLICY: &[(&str, Action)] = &[
     ("deployment_get", Action::ReadProject),
     ("traffic_intent_set_events", Action::ReadProject),
     ("project_events", Action::ReadProject),
+    // Like `status?verify=true`: the stored set's own objects, read (and dry-run applied) with
+    // meshintent's credentials; what is sent was decided by the project's writers.
+    ("traffic_intent_set_plan", Action::ReadProject),
+    // A proposed set: a server-side dry run needs the permission of the write it tries (as
+    // `kubectl diff` needs `patch`), and the trial write locks the set.
+    ("traffic_intent_set_plan_document", Action::WriteProject),
     ("inbound_intent_list", Action::ReadProject),
     ("inbound_intent_get", Action::ReadProject),
     ("inbound_intent_create", Action::WriteProject),

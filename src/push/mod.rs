@@ -12,6 +12,7 @@ pub mod hash;
 pub mod inspect;
 pub mod kinds;
 pub mod live;
+pub mod plan;
 pub mod retry;
 
 pub use cluster::{ClusterOutcome, ClusterPlan, ObjectEvent, PushSettings, Recorder};

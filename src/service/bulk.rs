@@ -88,6 +88,26 @@ impl Service {
         prune: bool,
         caller: &Caller,
     ) -> Result<SetChanges> {
+        let mut tx = self.store.begin_write().await?;
+        let counts = self
+            .replace_set_members_in(&mut tx, path, body, prune, caller)
+            .await?;
+        tx.commit().await?;
+        self.events_committed();
+        tracing::info!(resource = %path.url(), created = counts.created, replaced = counts.replaced,
+            deleted = counts.deleted, actor = %caller.principal.actor, "set document applied");
+        Ok(counts)
+    }
+
+    /// `replace_set_members` within `tx`, which the caller commits (or, for a plan, rolls back).
+    pub(crate) async fn replace_set_members_in(
+        &self,
+        tx: &mut Tx,
+        path: &ResourcePath,
+        body: DocIntentSet,
+        prune: bool,
+        caller: &Caller,
+    ) -> Result<SetChanges> {
         let key = path
             .key()
             .ok_or_else(|| Error::internal("document", "empty path"))?;
@@ -100,14 +120,13 @@ impl Service {
                 ),
             ));
         }
-        let mut tx = self.store.begin_write().await?;
-        let rows = self.resolve_path(&mut tx, path).await?;
+        let rows = self.resolve_path(tx, path).await?;
         let set_row = rows
             .last()
             .ok_or_else(|| Error::internal("document", "empty path"))?
             .clone();
         tx.lock(set_row.id).await?;
-        let mut document = self.stored_document(&mut tx, &rows).await?;
+        let mut document = self.stored_document(tx, &rows).await?;
         let body_counts = Counts::of(&body);
         let stored_set = std::mem::replace(
             &mut document.projects[0].composite_apps[0].traffic_intent_sets[0],
@@ -127,23 +146,23 @@ impl Service {
         let merged = document.projects[0].composite_apps[0].traffic_intent_sets[0].clone();
 
         let wanted = members(path, &merged);
-        let changes = write_difference(&mut tx, path, &set_row, &wanted, prune, caller).await?;
-        let ids = self.model_ids(&mut tx, &rows, set_row.id).await?;
+        let changes = write_difference(tx, path, &set_row, &wanted, prune, caller).await?;
+        let ids = self.model_ids(tx, &rows, set_row.id).await?;
         let needs = generate::SetPlan::new(&set.model).vip_needs();
         if let Ok(needs) = needs {
-            match allocate(&mut tx, &set.model, &ids, &needs).await {
+            match allocate(tx, &set.model, &ids, &needs).await {
                 Ok(_) | Err(AllocationError::Render(_)) => {}
                 Err(AllocationError::Other(e)) => return Err(e),
             }
         }
         let refuse = super::claims::OnTaken::Refuse;
-        self.derive_model(&mut tx, set_row.id, &set.model, &ids, refuse)
+        self.derive_model(tx, set_row.id, &set.model, &ids, refuse)
             .await?;
         let events = document_events(path, &changes);
         let counts = summarize(changes);
         if counts.created + counts.replaced + counts.deleted > 0 {
             audit_change(
-                &mut tx,
+                tx,
                 caller,
                 "document.replace",
                 path,
@@ -152,14 +171,7 @@ impl Service {
             )
             .await?;
         }
-        let published = !events.is_empty();
-        self.publish(&mut tx, events).await?;
-        tx.commit().await?;
-        if published {
-            self.events_committed();
-        }
-        tracing::info!(resource = %path.url(), created = counts.created, replaced = counts.replaced,
-            deleted = counts.deleted, actor = %caller.principal.actor, "set document applied");
+        self.publish(tx, events).await?;
         Ok(counts)
     }
 

@@ -13,6 +13,7 @@ pub mod events;
 mod neighbourhood;
 mod paging;
 mod reconcile;
+mod plan;
 mod render;
 mod vips;
 
@@ -34,6 +35,7 @@ pub use deploy::{
 };
 pub use paging::{Page, PageToken};
 pub use reconcile::{DriftCounts, SyncStatus, reconcile_spec};
+pub use plan::{Plan, PlanAction, PlanCluster, PlanObject, PlanSummary};
 pub use render::{RenderedSet, render_error};
 
 /// The service: a store, the key for secrets at rest, and what deploys need.

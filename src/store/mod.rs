@@ -370,6 +370,17 @@ impl Store {
 }
 
 impl Tx {
+    /// Undoes what the transaction wrote (a plan's trial write of a document).
+    pub async fn rollback(self) -> StoreResult<()> {
+        statement_sent();
+        match self.inner {
+            TxInner::Postgres(PgConn::Transaction(t)) => t.rollback().await?,
+            TxInner::Postgres(PgConn::Plain(_)) => return Ok(()),
+            TxInner::Sqlite(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+
     pub async fn commit(self) -> StoreResult<()> {
         statement_sent();
         match self.inner {

@@ -28,6 +28,7 @@ mod manifests;
 mod migration;
 mod oidc;
 mod openapi;
+mod plan;
 mod process;
 mod push_errors;
 mod reconcile;

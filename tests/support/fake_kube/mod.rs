@@ -22,7 +22,7 @@
 //!
 //! Test hooks: failure injection ([`FakeKube::fail_next`], [`FakeKube::reject_apply`]),
 //! slow answers ([`FakeKube::set_delay`], [`FakeKube::delay_next`]), request recording
-//! ([`FakeKube::requests`]), direct state access ([`FakeKube::object`],
+//! ([`FakeKube::requests`], [`FakeKube::writes`] for writes that were not `dryRun=All`), direct state access ([`FakeKube::object`],
 //! [`FakeKube::insert_object`]) and stop/restart on the same port ([`FakeKube::stop`],
 //! [`FakeKube::restart`]).
 //!
@@ -131,6 +131,16 @@ impl RecordedRequest {
         matches!(self.method.as_str(), "PATCH" | "PUT" | "POST" | "DELETE")
             // A SelfSubjectAccessReview (a cluster check) is a question; nothing is stored.
             && !self.path.ends_with("/selfsubjectaccessreviews")
+    }
+
+    /// `?dryRun=All`, in the query (or, for a DELETE, in its `DeleteOptions` body): the API
+    /// server validates and answers, and stores nothing.
+    pub fn is_dry_run(&self) -> bool {
+        self.query_param("dryRun").as_deref() == Some("All")
+            || self
+                .body_json()
+                .and_then(|b| b["dryRun"].as_array().cloned())
+                .is_some_and(|d| d.iter().any(|v| v == "All"))
     }
 }
 
@@ -344,6 +354,18 @@ preferences: {{}}
             .iter()
             .filter(|r| r.is_write())
             .count()
+    }
+
+    /// Recorded PATCH, PUT, POST and DELETE requests that were not dry runs (whatever their
+    /// answer): what could have changed the store.
+    pub fn writes(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.is_write() && !r.is_dry_run())
+            .cloned()
+            .collect()
     }
 
     // ---- state -----------------------------------------------------------------------------
