@@ -3,11 +3,13 @@
 pub mod api;
 pub mod apply;
 pub mod auth;
+pub mod authz;
 pub mod configuration;
 pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod generate;
+pub mod graph;
 pub mod input;
 pub mod istio;
 pub mod offline;

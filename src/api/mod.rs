@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod body;
 pub mod deploy;
 pub mod fallback;
+pub mod graph;
 pub mod guard;
 pub mod health;
 pub mod policy;
@@ -68,6 +69,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(deploy::metrics);
     cfg.service(health::healthz);
     cfg.service(health::readyz);
+    cfg.service(graph::traffic_intent_set_access);
+    cfg.service(graph::traffic_intent_set_graph);
 }
 
 /// The OpenAPI document, built from the same registration as the router.

@@ -7,6 +7,7 @@ mod context;
 mod crud;
 mod deploy;
 mod document;
+mod graph;
 mod neighbourhood;
 mod paging;
 mod render;

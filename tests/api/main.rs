@@ -19,6 +19,7 @@ mod crud;
 mod deploy;
 mod deploy_live;
 mod documents;
+mod graph;
 mod manifests;
 mod migration;
 mod oidc;
