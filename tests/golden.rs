@@ -438,3 +438,318 @@ fn no_scenario_trips_istiods_validating_webhook() {
         }
     }
 }
+
+// ---- The graph and the access query on golden scenarios (SPEC section 9) ------------------
+
+/// The first set of a scenario, with its rendered manifests (as `render_document` renders it).
+fn rendered_set(
+    name: &str,
+) -> (
+    meshintent::domain::model::IntentSetModel,
+    meshintent::generate::Manifests,
+) {
+    use meshintent::domain::document::IntentDocument;
+    use meshintent::generate::{SetPlan, render_plan, vips};
+    let mut document = IntentDocument::parse(&golden_files::read(name, "input.yaml")).unwrap();
+    let mut sets = document.resolve().unwrap();
+    let set = sets.remove(0);
+    let plan = SetPlan::new(&set.model);
+    let table = vips::allocate_offline(&set.model, &plan.vip_needs().unwrap()).unwrap();
+    let manifests = render_plan(&plan, &table).unwrap();
+    (set.model, manifests)
+}
+
+/// Compares `actual` with `tests/golden/<name>.<suffix>` (written with UPDATE_GOLDEN=1).
+fn compare_golden(name: &str, suffix: &str, actual: &str) {
+    let path = dir().join(format!("{name}.{suffix}"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing; create it with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert!(
+        actual == expected,
+        "{name}: the {suffix} differs from {}; if intended, run UPDATE_GOLDEN=1 cargo test --test golden and review the diff",
+        path.display()
+    );
+}
+
+const GRAPH_SCENARIOS: &[&str] = &[
+    "deny-security-intent",
+    "egress-gateway-cross-cluster-clients",
+];
+
+#[test]
+fn graphs_of_two_scenarios_match_their_golden_json_and_svg() {
+    for name in GRAPH_SCENARIOS {
+        let (model, _) = rendered_set(name);
+        let graph = meshintent::graph::build(&model);
+        let json = graph.to_json();
+        let svg = meshintent::graph::svg::render(&graph);
+        // Deterministic: a second build and layout give the same bytes.
+        assert_eq!(
+            json,
+            meshintent::graph::build(&model).to_json(),
+            "{name}: JSON"
+        );
+        assert_eq!(svg, meshintent::graph::svg::render(&graph), "{name}: SVG");
+        assert!(
+            svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+        compare_golden(name, "graph.json", &json);
+        compare_golden(name, "graph.svg", &svg);
+    }
+}
+
+#[test]
+fn graph_edges_carry_rules_deny_edges_and_gateways() {
+    let (model, _) = rendered_set("deny-security-intent");
+    let graph = meshintent::graph::build(&model);
+    let edge = |id: &str| {
+        graph.edges.iter().find(|e| e.id == id).unwrap_or_else(|| {
+            panic!(
+                "no edge {id}: {:?}",
+                graph.edges.iter().map(|e| &e.id).collect::<Vec<_>>()
+            )
+        })
+    };
+    let read_only = edge("allow:app:frontend@cluster01->app:catalog@cluster01:catalog:frontend");
+    assert_eq!(read_only.label, "GET,HEAD");
+    let deny = edge("deny:app:admin-ui@cluster01->app:catalog@cluster01:catalog:admin-ui");
+    assert_eq!(deny.label, "DELETE /admin/*");
+    assert_eq!(
+        edge("allow:app:admin-ui@cluster01->app:catalog@cluster01:catalog:admin-ui").label,
+        "any request"
+    );
+    assert!(graph.nodes.iter().any(|n| n.id == "namespace:monitoring"));
+    let svg = meshintent::graph::svg::render(&graph);
+    assert!(
+        svg.contains("class=\"edge deny\""),
+        "DENY edges are drawn as such"
+    );
+
+    let (model, _) = rendered_set("egress-gateway-cross-cluster-clients");
+    let graph = meshintent::graph::build(&model);
+    let through = graph
+        .edges
+        .iter()
+        .find(|e| e.from == "app:storefront@consumer-a" && e.to == "app:orders@provider")
+        .unwrap();
+    assert_eq!(through.via, ["egress:consumer-a", "ingress:provider"]);
+    let direct = graph
+        .edges
+        .iter()
+        .find(|e| e.from == "app:reporter@consumer-c")
+        .unwrap();
+    assert_eq!(direct.via, ["ingress:provider"]);
+}
+
+fn ask(
+    name: &str,
+    from: &str,
+    to: &str,
+    method: Option<&str>,
+    path: Option<&str>,
+) -> meshintent::authz::access::AccessAnswer {
+    let (model, manifests) = rendered_set(name);
+    meshintent::authz::access::query(
+        &model,
+        &manifests,
+        &meshintent::authz::access::AccessQuery {
+            from: from.into(),
+            to: to.into(),
+            method: method.map(str::to_owned),
+            path: path.map(str::to_owned),
+            port: None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+}
+
+#[test]
+fn the_access_query_answers_from_the_rendered_policies() {
+    use meshintent::authz::AuthzReason;
+    use meshintent::authz::access::AccessVerdict;
+    let s = "deny-security-intent";
+    let answer = ask(
+        s,
+        "admin-ui",
+        "catalog",
+        Some("DELETE"),
+        Some("/admin/users"),
+    );
+    assert_eq!(answer.decision, AccessVerdict::Deny);
+    assert_eq!(answer.decided_by.decision.reason, AuthzReason::DenyMatched);
+    let rule = answer.decided_by.decision.rule.as_ref().unwrap();
+    assert_eq!(
+        (rule.policy.as_str(), rule.rule_index),
+        ("catalog-deny", Some(0))
+    );
+    assert!(
+        rule.intent
+            .as_deref()
+            .unwrap()
+            .ends_with("/traffic-intent-sets/default/inbound-intents/catalog")
+    );
+    assert_eq!(answer.from.principal, "prod.example.com/ns/ops/sa/admin-ui");
+    // The same client elsewhere is allowed by its rule of the ALLOW policy.
+    let answer = ask(s, "admin-ui", "catalog", Some("DELETE"), Some("/orders"));
+    assert_eq!(answer.decision, AccessVerdict::Allow);
+    assert_eq!(
+        answer.decided_by.decision.rule.as_ref().unwrap().policy,
+        "catalog-allow"
+    );
+    // The frontend client's service account overrides the app's; it may only read.
+    let answer = ask(s, "frontend", "catalog", Some("GET"), Some("/"));
+    assert_eq!(answer.decision, AccessVerdict::Allow);
+    assert_eq!(
+        answer.from.principal,
+        "prod.example.com/ns/web/sa/web-frontend"
+    );
+    let answer = ask(s, "frontend", "catalog", Some("POST"), Some("/"));
+    assert_eq!(answer.decision, AccessVerdict::Deny);
+    assert_eq!(
+        answer.decided_by.decision.reason,
+        AuthzReason::NoAllowMatched
+    );
+
+    let s = "egress-gateway-cross-cluster-clients";
+    // Through the egress gateway: two hops, the service sees the provider's ingress gateway.
+    let answer = ask(s, "storefront", "orders", None, None);
+    assert_eq!(answer.decision, AccessVerdict::Allow, "{answer:#?}");
+    assert_eq!(answer.hops.len(), 2);
+    assert_eq!(answer.hops[0].cluster, "consumer-a");
+    assert!(answer.hops[0].decision.allowed);
+    assert_eq!(
+        answer.hops[1].principal.as_deref(),
+        Some("cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account")
+    );
+    // lurker runs on consumer-a but is no client: its egress gateway refuses it.
+    let answer = ask(s, "lurker", "orders", None, None);
+    assert_eq!(answer.decision, AccessVerdict::Deny);
+    assert_eq!(answer.decided_by.cluster, "consumer-a");
+    assert_eq!(
+        answer.decided_by.decision.reason,
+        AuthzReason::NoAllowMatched
+    );
+    // Mode direct: end-to-end mTLS, the client's own principal decides at the service.
+    let answer = ask(s, "reporter", "orders", None, None);
+    assert_eq!(answer.decision, AccessVerdict::Allow);
+    assert_eq!(answer.hops.len(), 1);
+    assert_eq!(
+        answer.hops[0].principal.as_deref(),
+        Some("cluster.local/ns/ops/sa/reporter")
+    );
+    // A client of one service is not one of another.
+    assert_eq!(
+        ask(s, "reporter", "billing", None, None).decision,
+        AccessVerdict::Deny
+    );
+}
+
+/// A set of 50 apps on three clusters (one in mode `egressGateway`), 25 services with two
+/// clients each (some with rules, some with DENY intents) and two outbound intents.
+fn fifty_apps() -> String {
+    let mut doc = String::from(
+        "clusters:
+  - metadata: {name: east}
+    spec: {identity: east.mesh.example.com, istio: {ingressGateway: {address: 198.51.100.1}}}
+  - metadata: {name: west}
+    spec: {identity: west.mesh.example.com, istio: {ingressGateway: {address: 198.51.100.2}}}
+  - metadata: {name: edge}
+    spec: {identity: edge.mesh.example.com, crossCluster: {mode: egressGateway}, istio: {ingressGateway: {address: 198.51.100.3}}}
+projects:
+  - metadata: {name: big}
+    spec: {namespaces: [ns0, ns1, ns2, ns3, ns4]}
+    compositeApps:
+      - metadata: {name: many}
+        spec: {version: v1}
+        apps:
+",
+    );
+    let clusters = ["east", "west", "edge"];
+    for i in 0..50 {
+        doc.push_str(&format!(
+            "          - metadata: {{name: app{i:02}}}\n            spec: {{namespace: ns{}, placement: {{clusters: [{}]}}}}\n",
+            i % 5,
+            clusters[i % 3]
+        ));
+    }
+    doc.push_str("        trafficIntentSets:\n          - metadata: {name: all}\n            inboundIntents:\n");
+    for i in 0..25 {
+        doc.push_str(&format!(
+            "              - metadata: {{name: svc{i:02}}}\n                spec: {{app: app{i:02}, serviceName: svc{i:02}, port: 8080, protocol: HTTP}}\n                clients:\n"
+        ));
+        for c in [25 + i, 25 + (i + 7) % 25] {
+            doc.push_str(&format!(
+                "                  - metadata: {{name: app{c:02}}}\n                    spec: {{app: app{c:02}}}\n"
+            ));
+            if c % 3 == 0 {
+                doc.push_str("                    securityIntents:\n                      - metadata: {name: reads}\n                        spec: {rules: [{methods: [GET], paths: [/api/*]}]}\n");
+            } else if c % 4 == 0 {
+                doc.push_str("                    securityIntents:\n                      - metadata: {name: no-admin}\n                        spec: {action: DENY, rules: [{paths: [/admin*]}]}\n");
+            }
+        }
+    }
+    doc.push_str(
+        "            outboundIntents:
+              - metadata: {name: payments}
+                spec: {hosts: [api.payments.example.com], ports: [{number: 443, name: tls, protocol: TLS}], resolution: DNS, clients: [app30, app31, app32]}
+              - metadata: {name: maps}
+                spec: {hosts: [maps.example.org], ports: [{number: 443, name: tls, protocol: TLS}], resolution: DNS, egressGateway: false, clients: [app40]}
+",
+    );
+    doc
+}
+
+/// Readable at 50 apps: every node is drawn once and no two node boxes overlap.
+#[test]
+fn a_graph_of_fifty_apps_is_laid_out_without_overlapping_nodes() {
+    use meshintent::domain::document::IntentDocument;
+    let mut document = IntentDocument::parse(&fifty_apps()).unwrap();
+    let set = document.resolve().unwrap().remove(0);
+    let graph = meshintent::graph::build(&set.model);
+    assert_eq!(
+        graph
+            .nodes
+            .iter()
+            .filter(|n| n.kind == meshintent::graph::GraphNodeKind::App)
+            .count(),
+        50
+    );
+    let svg = meshintent::graph::svg::render(&graph);
+    assert_eq!(svg, meshintent::graph::svg::render(&graph), "deterministic");
+    if let Some(out) = std::env::var_os("GRAPH_SVG_OUT") {
+        std::fs::write(out, &svg).unwrap(); // to look at it
+    }
+    let attr = |tag: &str, name: &str| -> f64 {
+        let start = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        tag[start..].split('"').next().unwrap().parse().unwrap()
+    };
+    let boxes: Vec<(f64, f64, f64, f64)> = svg
+        .split("<g class=\"node")
+        .skip(1)
+        .map(|g| {
+            let rect = &g[g.find("<rect").unwrap()..];
+            (
+                attr(rect, "x"),
+                attr(rect, "y"),
+                attr(rect, "width"),
+                attr(rect, "height"),
+            )
+        })
+        .collect();
+    assert_eq!(boxes.len(), graph.nodes.len());
+    for (i, a) in boxes.iter().enumerate() {
+        for b in &boxes[i + 1..] {
+            let apart =
+                a.0 + a.2 <= b.0 || b.0 + b.2 <= a.0 || a.1 + a.3 <= b.1 || b.1 + b.3 <= a.1;
+            assert!(apart, "nodes overlap: {a:?} {b:?}");
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod examples;
 pub mod events;
 pub mod fallback;
+pub mod graph;
 pub mod guard;
 pub mod health;
 pub mod plan;
@@ -81,6 +82,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(cluster_check::cluster_check);
     cfg.service(events::traffic_intent_set_events);
     cfg.service(events::project_events);
+    cfg.service(graph::traffic_intent_set_access);
+    cfg.service(graph::traffic_intent_set_graph);
 }
 
 /// The OpenAPI document, built from the same registration as the router.

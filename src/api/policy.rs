@@ -99,6 +99,8 @@ const POLICY: &[(&str, Action)] = &[
     ("project_audit_event_list", Action::AdministerProject),
     ("traffic_intent_set_analysis", Action::ReadProject),
     ("cluster_check", Action::WriteClusters),
+    ("traffic_intent_set_access", Action::ReadProject),
+    ("traffic_intent_set_graph", Action::ReadProject),
 ];
 
 /// The action of an operation; `None` means no decision was made for it (refused).

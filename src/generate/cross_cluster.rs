@@ -52,13 +52,18 @@ impl HostOf<'_> {
     /// The SNI a consumer uses for this host towards `provider`:
     /// `<svc>.<ns>.<provider identity>` (instances: `<instance>.<svc>.<ns>.<identity>`).
     fn sni(&self, provider: &Site) -> String {
-        let local = self
-            .host
-            .as_str()
-            .strip_suffix(".svc.cluster.local")
-            .unwrap_or(self.host.as_str());
-        format!("{local}.{}", provider.spec.identity)
+        consumer_sni(self.host, provider)
     }
+}
+
+/// The SNI a consumer in mode `egressGateway` uses for `host` towards `provider`:
+/// `<svc>.<ns>.<provider identity>` (also read by the access query, `authz::access`).
+pub fn consumer_sni(host: &DnsName, provider: &Site) -> String {
+    let local = host
+        .as_str()
+        .strip_suffix(".svc.cluster.local")
+        .unwrap_or(host.as_str());
+    format!("{local}.{}", provider.spec.identity)
 }
 
 fn hosts_of<'p>(plan: &'p InboundPlan) -> Vec<HostOf<'p>> {

@@ -10,6 +10,7 @@ mod crud;
 mod deploy;
 mod document;
 pub mod events;
+mod graph;
 mod neighbourhood;
 mod paging;
 mod reconcile;

@@ -24,6 +24,7 @@ mod deploy_live;
 mod documents;
 mod examples;
 mod events;
+mod graph;
 mod manifests;
 mod migration;
 mod oidc;
