@@ -3,12 +3,14 @@
 pub mod audit;
 pub mod bindings;
 pub mod body;
+pub mod conformance;
 pub mod deploy;
 pub mod fallback;
 pub mod guard;
 pub mod health;
 pub mod policy;
 pub mod problem;
+pub mod query;
 pub mod resources;
 pub mod sets;
 pub mod streaming;

@@ -15,6 +15,7 @@ mod bindings;
 mod claims;
 mod cli;
 mod concurrency;
+mod conformance;
 mod crud;
 mod deploy;
 mod deploy_live;
