@@ -22,7 +22,7 @@ impl IntentDocument {
     pub fn parse_within(text: &str, limits: DocumentLimits) -> Result<Self, Error> {
         let value = yaml_to_value_within(text, limits)?;
         if !value.is_object() {
-            return Err(not_an_object(json_kind(&value)));
+            return Err(not_an_object("document", json_kind(&value)));
         }
         from_value(value, "")
     }
@@ -159,14 +159,17 @@ pub fn from_json_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     if let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace())
         && first != b'{'
     {
-        return Err(not_an_object(match first {
-            b'[' => "an array",
-            b'"' => "a string",
-            b't' | b'f' => "a boolean",
-            b'n' => "null",
-            b'-' | b'0'..=b'9' => "a number",
-            _ => "not JSON",
-        }));
+        return Err(not_an_object(
+            "body",
+            match first {
+                b'[' => "an array",
+                b'"' => "a string",
+                b't' | b'f' => "a boolean",
+                b'n' => "null",
+                b'-' | b'0'..=b'9' => "a number",
+                _ => "not JSON",
+            },
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de)
@@ -221,10 +224,10 @@ pub fn yaml_to_value_within(
 }
 
 /// The refusal of a body or document that is not a JSON object (a YAML mapping).
-fn not_an_object(got: &str) -> Error {
+fn not_an_object(what: &str, got: &str) -> Error {
     let message = format!("must be an object (got {got})");
     Error::BadRequest {
-        detail: format!("the body {message}"),
+        detail: format!("the {what} {message}"),
         errors: vec![FieldError::new("", message)],
     }
 }
@@ -455,6 +458,33 @@ mod tests {
         let set = &document.projects[0].composite_apps[0].traffic_intent_sets[0];
         assert_eq!(set.inbound_intents.len(), intents);
         assert_eq!(set.inbound_intents[intents - 1].clients.len(), 3);
+    }
+
+    #[test]
+    fn messages_speak_json_not_rust() {
+        use crate::domain::envelopes::Project;
+        let message = |body: &str| match from_json_slice::<Project>(body.as_bytes()) {
+            Err(Error::BadRequest { errors, .. } | Error::Invalid { errors, .. }) => {
+                (errors[0].field.clone(), errors[0].message.clone())
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            message(r#"{"metadata": {"name": 5}}"#),
+            ("/metadata/name".into(), "must be a string (got 5)".into())
+        );
+        assert_eq!(
+            message(r#"{"metadata": []}"#),
+            ("/metadata".into(), "must be an object".into())
+        );
+        assert_eq!(
+            message(r#"[{"name": "x"}]"#),
+            ("".into(), "must be an object (got an array)".into())
+        );
+        assert!(matches!(
+            IntentDocument::parse("- a\n- b\n"),
+            Err(Error::BadRequest { detail, .. }) if detail == "the document must be an object (got an array)"
+        ));
     }
 
     #[test]
