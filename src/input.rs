@@ -20,7 +20,11 @@ impl IntentDocument {
 
     /// `parse` within `limits`.
     pub fn parse_within(text: &str, limits: DocumentLimits) -> Result<Self, Error> {
-        from_value(yaml_to_value_within(text, limits)?, "")
+        let value = yaml_to_value_within(text, limits)?;
+        if !value.is_object() {
+            return Err(not_an_object("document", json_kind(&value)));
+        }
+        from_value(value, "")
     }
 }
 
@@ -149,8 +153,24 @@ impl DocumentLimits {
     }
 }
 
-/// Parses JSON bytes into `T`.
+/// Parses a JSON object's bytes into `T` (every API body is an object; serde would read an
+/// array into a struct field by field, so anything else is refused first).
 pub fn from_json_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    if let Some(&first) = body.iter().find(|b| !b.is_ascii_whitespace())
+        && first != b'{'
+    {
+        return Err(not_an_object(
+            "body",
+            match first {
+                b'[' => "an array",
+                b'"' => "a string",
+                b't' | b'f' => "a boolean",
+                b'n' => "null",
+                b'-' | b'0'..=b'9' => "a number",
+                _ => "not JSON",
+            },
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| from_path_error(e.path(), e.inner()))?;
@@ -201,6 +221,90 @@ pub fn yaml_to_value_within(
             errors: Vec::new(),
         },
     )
+}
+
+/// The refusal of a body or document that is not a JSON object (a YAML mapping).
+fn not_an_object(what: &str, got: &str) -> Error {
+    let message = format!("must be an object (got {got})");
+    Error::BadRequest {
+        detail: format!("the {what} {message}"),
+        errors: vec![FieldError::new("", message)],
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value as V;
+    match value {
+        V::Null => "null",
+        V::Bool(_) => "a boolean",
+        V::Number(_) => "a number",
+        V::String(_) => "a string",
+        V::Array(_) => "an array",
+        V::Object(_) => "an object",
+    }
+}
+
+/// serde's messages in JSON's terms rather than Rust's: "invalid type: string \"8000\", expected
+/// u16" reads "must be an integer from 0 to 65535 (got the string \"8000\")".
+fn plain_message(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((got, expected)) = rest.rsplit_once(", expected ")
+        {
+            return format!(
+                "must be {} (got {})",
+                plain_expected(expected),
+                plain_unexpected(got)
+            );
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid length ")
+        && let Some((_, expected)) = rest.split_once(", expected ")
+    {
+        return format!("must be {}", plain_expected(expected));
+    }
+    message.to_owned()
+}
+
+fn plain_expected(expected: &str) -> String {
+    let integer = |max: &str| format!("an integer from 0 to {max}");
+    match expected {
+        "u8" => integer("255"),
+        "u16" => integer("65535"),
+        "u32" => integer("4294967295"),
+        "u64" | "u128" | "usize" => "a non-negative integer".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "an integer" => "an integer".into(),
+        "f32" | "f64" => "a number".into(),
+        "a string" | "a borrowed string" | "string" | "a string or bytes" | "a char" => {
+            "a string".into()
+        }
+        "a boolean" => "true or false".into(),
+        "unit" => "null".into(),
+        e if e.starts_with("struct ") || e.starts_with("a map") || e == "map" => "an object".into(),
+        e if e.starts_with("a sequence") || e.starts_with("tuple") || e.starts_with("an array") => {
+            "an array".into()
+        }
+        e if e.starts_with("enum ") => "one of the documented values".into(),
+        other => other.to_owned(),
+    }
+}
+
+fn plain_unexpected(got: &str) -> String {
+    let literal = |s: &str| s.trim_matches('`').to_owned();
+    if let Some(s) = got.strip_prefix("string ") {
+        return format!("the string {s}");
+    }
+    for prefix in ["integer ", "floating point ", "boolean "] {
+        if let Some(v) = got.strip_prefix(prefix) {
+            return literal(v);
+        }
+    }
+    match got {
+        "sequence" => "an array".into(),
+        "map" => "an object".into(),
+        "unit value" | "null" | "unit" => "null".into(),
+        other => literal(other),
+    }
 }
 
 /// serde_json appends " at line L column C"; the pointer says where, so drop it.
@@ -260,6 +364,7 @@ fn from_path_error(path: &serde_path_to_error::Path, inner: &serde_json::Error) 
             let structural = structural
                 || message.starts_with("invalid type")
                 || message.starts_with("invalid length");
+            let message = plain_message(&message);
             let detail = format!("{}: {message}", if field.is_empty() { "/" } else { &field });
             let errors = vec![FieldError::new(field, message)];
             if structural {
@@ -353,6 +458,33 @@ mod tests {
         let set = &document.projects[0].composite_apps[0].traffic_intent_sets[0];
         assert_eq!(set.inbound_intents.len(), intents);
         assert_eq!(set.inbound_intents[intents - 1].clients.len(), 3);
+    }
+
+    #[test]
+    fn messages_speak_json_not_rust() {
+        use crate::domain::envelopes::Project;
+        let message = |body: &str| match from_json_slice::<Project>(body.as_bytes()) {
+            Err(Error::BadRequest { errors, .. } | Error::Invalid { errors, .. }) => {
+                (errors[0].field.clone(), errors[0].message.clone())
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            message(r#"{"metadata": {"name": 5}}"#),
+            ("/metadata/name".into(), "must be a string (got 5)".into())
+        );
+        assert_eq!(
+            message(r#"{"metadata": []}"#),
+            ("/metadata".into(), "must be an object".into())
+        );
+        assert_eq!(
+            message(r#"[{"name": "x"}]"#),
+            ("".into(), "must be an object (got an array)".into())
+        );
+        assert!(matches!(
+            IntentDocument::parse("- a\n- b\n"),
+            Err(Error::BadRequest { detail, .. }) if detail == "the document must be an object (got an array)"
+        ));
     }
 
     #[test]

@@ -125,12 +125,15 @@ impl Application {
                 let port = listener.local_addr().map_err(error)?.port();
                 let service = web::Data::new(service.clone());
                 let mut metrics = HttpServer::new(move || {
-                    App::new().app_data(service.clone()).route(
-                        "/metrics",
-                        web::get().to(|svc: web::Data<Service>| async move {
-                            api::deploy::metrics_response(&svc).await
-                        }),
-                    )
+                    App::new()
+                        .app_data(service.clone())
+                        .wrap(from_fn(api::conformance::conform))
+                        .route(
+                            "/metrics",
+                            web::get().to(|svc: web::Data<Service>| async move {
+                                api::deploy::metrics_response(&svc).await
+                            }),
+                        )
                 })
                 .workers(1)
                 .shutdown_timeout(settings.shutdown_timeout);
@@ -364,6 +367,7 @@ fn run(
         .default_service(web::to(fallback::not_routed))
         .wrap(ErrorHandlers::new().default_handler(fallback::to_problem))
         .wrap(from_fn(api::guard::guard))
+        .wrap(from_fn(api::conformance::conform))
         .wrap_fn(|req, srv| {
             let started = Instant::now();
             let method = req.method().clone();

@@ -65,7 +65,7 @@ Events are immutable and hold no secrets.",
 #[get("/v2/audit-events")]
 pub async fn audit_event_list(
     svc: web::Data<Service>,
-    query: web::Query<AuditQuery>,
+    query: super::query::Query<AuditQuery>,
 ) -> Result<HttpResponse, Error> {
     let (filter, limit) = query.into_inner().filter(None);
     Ok(HttpResponse::Ok().json(svc.audit_events(filter, limit).await?))
@@ -86,7 +86,7 @@ pub async fn audit_event_list(
 pub async fn project_audit_event_list(
     svc: web::Data<Service>,
     req: HttpRequest,
-    query: web::Query<AuditQuery>,
+    query: super::query::Query<AuditQuery>,
 ) -> Result<HttpResponse, Error> {
     let project = path_to(&req, Kind::Project)?;
     svc.get::<crate::domain::envelopes::Project>(&project)

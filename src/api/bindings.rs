@@ -50,7 +50,7 @@ another cluster also the VIP), and mappings that rewrite credentials issued for 
 pub async fn client_binding(
     svc: web::Data<Service>,
     req: HttpRequest,
-    query: web::Query<BindingQuery>,
+    query: super::query::Query<BindingQuery>,
 ) -> Result<HttpResponse, Error> {
     let client_path = path_to(&req, Kind::Client)?;
     let set_path = client_path

@@ -124,7 +124,7 @@ failed) with the API server's message. With `?verify=true`, the live objects are
 pub async fn traffic_intent_set_status(
     svc: web::Data<Service>,
     req: HttpRequest,
-    query: web::Query<StatusQuery>,
+    query: super::query::Query<StatusQuery>,
 ) -> Result<HttpResponse, Error> {
     let path = set_path(&req)?;
     let status = svc.set_status(&path, query.verify.unwrap_or(false)).await?;
@@ -154,7 +154,7 @@ pub async fn traffic_intent_set_status(
 pub async fn deployment_list(
     svc: web::Data<Service>,
     req: HttpRequest,
-    query: web::Query<ListQuery>,
+    query: super::query::Query<ListQuery>,
 ) -> Result<HttpResponse, Error> {
     let path = set_path(&req)?;
     let page = query.into_inner().page()?;

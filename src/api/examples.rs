@@ -199,7 +199,9 @@ pub fn request_examples(operation_id: &str) -> Vec<(&'static str, &'static str, 
             }),
         )],
         // What applying the document would do: the same body as the document PUT.
-        "traffic_intent_set_plan_document" => request_examples("traffic_intent_set_replace_document"),
+        "traffic_intent_set_plan_document" => {
+            request_examples("traffic_intent_set_replace_document")
+        }
         other => match replaced_by(other) {
             Some(create) => request_examples(create)
                 .into_iter()

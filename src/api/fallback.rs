@@ -34,16 +34,16 @@ pub async fn not_routed(req: HttpRequest, table: web::Data<OperationTable>) -> H
         Some(methods) => HttpResponse::NoContent()
             .insert_header((header::ALLOW, methods.join(", ")))
             .finish(),
-        None => Problem::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!(
-                "no endpoint at {}; see /swagger-ui/ for the API",
-                req.path()
-            ),
-            Vec::new(),
-        )
-        .response(),
+        None => {
+            let path = req.path();
+            let trimmed = path.trim_end_matches('/');
+            let detail = if trimmed.len() < path.len() && table.allowed(trimmed).is_some() {
+                format!("no endpoint at {path}: paths take no trailing slash; use {trimmed}")
+            } else {
+                format!("no endpoint at {path}; see /swagger-ui/ for the API")
+            };
+            Problem::new(StatusCode::NOT_FOUND, "not-found", detail, Vec::new()).response()
+        }
     }
 }
 
@@ -84,5 +84,10 @@ mod tests {
         assert!(!allowed.contains(&"POST".to_string()));
         assert!(table.allowed("/v2/projects/shop/nonsense").is_none());
         assert!(table.allowed("/v2//shop").is_none());
+        assert!(
+            table.allowed("/v2/projects/").is_none(),
+            "a trailing slash is another path"
+        );
+        assert!(table.allowed("/v2/projects").is_some());
     }
 }

@@ -218,8 +218,10 @@ impl OperationTable {
     }
 }
 
+/// A path's segments. A trailing slash leaves an empty last segment, which no template
+/// matches: `/v2/projects/` is not `/v2/projects` (see `fallback::not_routed`).
 fn split(path: &str) -> Vec<&str> {
-    path.trim_matches('/').split('/').collect()
+    path.strip_prefix('/').unwrap_or(path).split('/').collect()
 }
 
 #[cfg(test)]

@@ -99,10 +99,18 @@ fn parent_of(req: &HttpRequest, kind: Kind) -> Result<ResourcePath, Error> {
     }
 }
 
-fn if_match(req: &HttpRequest) -> Option<IfMatch> {
-    req.headers()
-        .get(header::IF_MATCH)
-        .map(|v| IfMatch::parse(v.to_str().unwrap_or("\u{0}")))
+fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, Error> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    IfMatch::parse(value.to_str().unwrap_or("\u{0}"))
+        .map(Some)
+        .map_err(|message| Error::BadRequest {
+            detail: format!("If-Match: {message}"),
+            errors: vec![crate::domain::violations::FieldError::new(
+                "If-Match", message,
+            )],
+        })
 }
 
 fn etag_of<R: Resource>(resource: &R) -> String {
@@ -151,7 +159,7 @@ pub async fn replace<R: Resource>(
 ) -> Result<HttpResponse, Error> {
     let path = path_to(req, R::KIND)?;
     let resource: R = parse_json(req, body)?;
-    let replaced = svc.replace(&path, resource, if_match(req), caller).await?;
+    let replaced = svc.replace(&path, resource, if_match(req)?, caller).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag_of(&replaced)))
         .json(replaced))
@@ -164,8 +172,13 @@ pub async fn delete<R: Resource>(
     caller: &Caller,
 ) -> Result<HttpResponse, Error> {
     let path = path_to(req, R::KIND)?;
-    svc.delete(&path, query.cascade.unwrap_or(false), if_match(req), caller)
-        .await?;
+    svc.delete(
+        &path,
+        query.cascade.unwrap_or(false),
+        if_match(req)?,
+        caller,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -213,7 +226,7 @@ macro_rules! crud_endpoints {
             description = "Replaces the whole resource. Send the ETag in If-Match to avoid overwriting a change made meanwhile.",
             params(
                 $(($pname = String, Path, description = $pdesc),)* $(($iname = String, Path, description = $idesc),)+
-                ("If-Match" = Option<String>, Header, description = "Entity tag the resource must still have"),
+                ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#, example = "\"3\"", description = "Entity tag the resource must still have: the ETag of the last read, quoted (`\"3\"`), or `*`"),
             ),
             request_body(content = $resource, content_type = "application/json"),
             responses(
@@ -300,7 +313,7 @@ macro_rules! crud_endpoints {
         pub async fn $list(
             svc: actix_web::web::Data<$crate::service::Service>,
             req: actix_web::HttpRequest,
-            query: actix_web::web::Query<$crate::api::resources::ListQuery>,
+            query: $crate::api::query::Query<$crate::api::resources::ListQuery>,
             caller: $crate::service::Caller,
         ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
             $crate::api::resources::list::<$resource>(&svc, &req, query.into_inner(), &caller).await
@@ -336,7 +349,7 @@ macro_rules! crud_endpoints {
             summary = concat!("Delete a ", $noun),
             params(
                 $(($pname = String, Path, description = $pdesc),)* $(($iname = String, Path, description = $idesc),)+
-                ("If-Match" = Option<String>, Header, description = "Entity tag the resource must still have"),
+                ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#, example = "\"3\"", description = "Entity tag the resource must still have: the ETag of the last read, quoted (`\"3\"`), or `*`"),
                 $crate::api::resources::DeleteQuery,
             ),
             responses(
@@ -351,7 +364,7 @@ macro_rules! crud_endpoints {
         pub async fn $delete(
             svc: actix_web::web::Data<$crate::service::Service>,
             req: actix_web::HttpRequest,
-            query: actix_web::web::Query<$crate::api::resources::DeleteQuery>,
+            query: $crate::api::query::Query<$crate::api::resources::DeleteQuery>,
             caller: $crate::service::Caller,
         ) -> Result<actix_web::HttpResponse, $crate::error::Error> {
             $crate::api::resources::delete::<$resource>(&svc, &req, query.into_inner(), &caller).await

@@ -68,7 +68,7 @@ the project, the composite app with its apps, this set with all its intents, and
 pub async fn traffic_intent_set_get(
     svc: web::Data<Service>,
     req: HttpRequest,
-    query: web::Query<SetQuery>,
+    query: super::query::Query<SetQuery>,
 ) -> Result<HttpResponse, Error> {
     match query.format.unwrap_or_default() {
         SetFormat::Resource => super::resources::get::<TrafficIntentSet>(&svc, &req).await,
@@ -126,7 +126,7 @@ for services reached across clusters are allocated on first need and kept, so re
 pub async fn traffic_intent_set_manifests(
     svc: web::Data<Service>,
     req: HttpRequest,
-    query: web::Query<ManifestsQuery>,
+    query: super::query::Query<ManifestsQuery>,
 ) -> Result<HttpResponse, Error> {
     let path = path_to(&req, Kind::TrafficIntentSet)?;
     let (rendered, cluster) = svc.render(&path, query.cluster.as_deref()).await?;
@@ -187,7 +187,7 @@ pub async fn traffic_intent_set_replace_document(
     svc: web::Data<Service>,
     limits: web::Data<Limits>,
     req: HttpRequest,
-    query: web::Query<DocumentQuery>,
+    query: super::query::Query<DocumentQuery>,
     caller: Caller,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, Error> {

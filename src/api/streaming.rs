@@ -62,7 +62,16 @@ where
             buffer: Vec::with_capacity(CHUNK),
             sender,
         };
-        let result = write(&mut out).and_then(|()| out.flush());
+        // JSON ends with a newline, as every JSON answer does (`api::conformance`).
+        let result = write(&mut out)
+            .and_then(|()| {
+                if content_type.ends_with("json") {
+                    out.write_all(b"\n")
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| out.flush());
         if let Err(e) = result
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {

@@ -265,9 +265,9 @@ fn check_consistent_hash(hash: &ConsistentHash, at: &str, protocol: Protocol, v:
         && let Some(path) = &cookie.path
     {
         v.check(
-            !path.starts_with('/'),
+            !path.starts_with('/') || path.chars().any(char::is_control),
             format!("{at}/httpCookie/path"),
-            "must start with /",
+            "must start with / and contain no control characters",
         );
     }
 }

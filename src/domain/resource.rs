@@ -275,7 +275,26 @@ impl fmt::Display for ResourcePath {
     }
 }
 
+/// Free text (descriptions, user data) holds no control characters but tab, newline and
+/// carriage return: PostgreSQL cannot store NUL in text or JSONB, and the others have no use in
+/// a description. Both backends refuse the same values (422 naming the field).
+pub fn check_free_text(s: &str) -> Result<(), String> {
+    match s
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        None => Ok(()),
+        Some((at, c)) => Err(format!(
+            "must not contain control characters other than tab, newline and carriage return (found U+{:04X} at character {})",
+            c as u32,
+            at + 1
+        )),
+    }
+}
+
 fn check_description(s: &str) -> Result<(), String> {
+    check_free_text(s)?;
     if s.chars().count() <= 1024 {
         Ok(())
     } else {
@@ -287,6 +306,7 @@ fn check_description(s: &str) -> Result<(), String> {
 }
 
 fn check_user_data(s: &str) -> Result<(), String> {
+    check_free_text(s)?;
     if s.chars().count() <= 4096 {
         Ok(())
     } else {
@@ -299,11 +319,11 @@ fn check_user_data(s: &str) -> Result<(), String> {
 
 string_newtype!(
     /// Free text describing a resource.
-    Description, check = check_description, pattern = "^[\\s\\S]*$", min = 0, max = 1024, example = "connectivity intent for httpbin"
+    Description, check = check_description, pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$", min = 0, max = 1024, example = "connectivity intent for httpbin"
 );
 string_newtype!(
     /// Free text kept for the user.
-    UserData, check = check_user_data, pattern = "^[\\s\\S]*$", min = 0, max = 4096, example = "owner: team-a"
+    UserData, check = check_user_data, pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$", min = 0, max = 4096, example = "owner: team-a"
 );
 
 /// Metadata every resource has. `uid`, `revision`, `createdAt` and `updatedAt` are set by the
@@ -401,6 +421,20 @@ mod tests {
         );
         assert_eq!(set.ancestor(Kind::CompositeApp), Some(ca));
         assert_eq!(set.to_string(), "traffic intent set \"default\"");
+    }
+
+    #[test]
+    fn free_text_refuses_control_characters_but_tab_and_newlines() {
+        assert!(check_free_text("line one\n\tline two\r\n").is_ok());
+        for bad in ["a\u{0}b", "bell\u{7}", "del\u{7f}", "c1\u{85}"] {
+            let e = check_free_text(bad).unwrap_err();
+            assert!(e.contains("control characters"), "{e}");
+        }
+        assert!(
+            check_description("ab\u{0}")
+                .unwrap_err()
+                .ends_with("(found U+0000 at character 3)")
+        );
     }
 
     #[test]

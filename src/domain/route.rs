@@ -54,7 +54,8 @@ impl StringMatch {
             .count();
         v.check(given != 1, at, "give exactly one of exact, prefix or regex");
         if let Some(re) = &self.regex
-            && let Err(why) = check_re2(re)
+            && let Err(why) =
+                crate::domain::resource::check_free_text(re).and_then(|()| check_re2(re))
         {
             v.add(format!("{at}/regex"), format!("{} {why}", quoted(re)));
         }
@@ -192,9 +193,16 @@ pub struct Retries {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
-#[serde(try_from = "i64", into = "u16")]
+#[serde(try_from = "crate::domain::values::WholeNumber", into = "u16")]
 #[schema(value_type = u16, minimum = 200, maximum = 599, example = 418)]
 pub struct HttpStatus(u16);
+
+impl TryFrom<crate::domain::values::WholeNumber> for HttpStatus {
+    type Error = String;
+    fn try_from(value: crate::domain::values::WholeNumber) -> Result<Self, String> {
+        value.checked(HttpStatus::try_from)
+    }
+}
 
 impl HttpStatus {
     pub fn get(self) -> u16 {

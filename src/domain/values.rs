@@ -11,13 +11,68 @@ use utoipa::ToSchema;
 use super::names::{DnsName, check_dns1123_subdomain, quoted};
 use super::schema::string_schema;
 
+/// A whole number as JSON Schema counts one: an integer, or a number with a zero fraction
+/// (`65535.0`). Integer domain types read through it, so every integer field accepts both, and
+/// a value beyond 64 bits (`2^64`) is refused by the type's range check like any other (422),
+/// not as a wrong type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WholeNumber(pub i128);
+
+impl<'de> Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WholeNumber;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<WholeNumber, E> {
+                Ok(WholeNumber(v.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<WholeNumber, E> {
+                if v.is_finite() && v.fract() == 0.0 {
+                    // Saturates beyond i128, far outside every range checked.
+                    Ok(WholeNumber(v as i128))
+                } else {
+                    Err(E::custom(format!("must be a whole number (got {v})")))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl WholeNumber {
+    /// Checks the value with `check` (which takes an i64); a value beyond i64 gets `check`'s
+    /// message for the nearest i64, naming the value given.
+    pub fn checked<T>(self, check: impl Fn(i64) -> Result<T, String>) -> Result<T, String> {
+        match i64::try_from(self.0) {
+            Ok(v) => check(v),
+            Err(_) => {
+                let nearest = if self.0 > 0 { i64::MAX } else { i64::MIN };
+                check(nearest).map_err(|e| e.replace(&nearest.to_string(), &self.0.to_string()))
+            }
+        }
+    }
+}
+
 /// A TCP/UDP port, 1-65535.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
-#[serde(try_from = "i64", into = "u16")]
+#[serde(try_from = "WholeNumber", into = "u16")]
 #[schema(value_type = u16, minimum = 1, maximum = 65535, example = 8000)]
 pub struct Port(u16);
+
+impl TryFrom<WholeNumber> for Port {
+    type Error = String;
+    fn try_from(value: WholeNumber) -> Result<Self, String> {
+        value.checked(Port::try_from)
+    }
+}
 
 impl Port {
     pub const fn new_static(port: u16) -> Self {
@@ -60,13 +115,20 @@ macro_rules! bounded_u32 {
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
         )]
-        #[serde(try_from = "i64", into = "u32")]
+        #[serde(try_from = "WholeNumber", into = "u32")]
         #[schema(value_type = u32, minimum = $min, maximum = $max, example = $example)]
         pub struct $name(u32);
 
         impl $name {
             pub fn get(self) -> u32 {
                 self.0
+            }
+        }
+
+        impl TryFrom<WholeNumber> for $name {
+            type Error = String;
+            fn try_from(value: WholeNumber) -> Result<Self, String> {
+                value.checked($name::try_from)
             }
         }
 
@@ -378,6 +440,27 @@ mod tests {
         assert!(Port::try_from(65536).is_err());
         assert!(Port::try_from(-1).is_err());
         assert_eq!(Port::try_from(65535).unwrap().get(), 65535);
+    }
+
+    #[test]
+    fn integers_read_whole_floats_and_refuse_huge_values_by_range() {
+        let port = |json: &str| serde_json::from_str::<Port>(json).map_err(|e| e.to_string());
+        assert_eq!(port("65535.0").unwrap().get(), 65535);
+        assert_eq!(port("8e3").unwrap().get(), 8000);
+        for huge in ["9223372036854775808", "18446744073709551616"] {
+            let e = port(huge).unwrap_err();
+            assert!(
+                e.starts_with(&format!("must be between 1 and 65535 (got {huge})")),
+                "{e}"
+            );
+        }
+        assert!(
+            port("1.5")
+                .unwrap_err()
+                .starts_with("must be a whole number")
+        );
+        assert!(port("\"80\"").unwrap_err().contains("expected an integer"));
+        assert_eq!(serde_json::from_str::<Count>("100.0").unwrap().get(), 100);
     }
 
     #[test]

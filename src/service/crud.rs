@@ -24,19 +24,33 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    /// Parses an `If-Match` header value (RFC 9110 section 13.1.1).
-    pub fn parse(header: &str) -> IfMatch {
+    /// Parses an `If-Match` header value (RFC 9110 section 13.1.1): `*` or entity tags, which
+    /// are quoted (`"3"`, weak: `W/"3"`). An unquoted tag (`3`) is refused, saying so.
+    pub fn parse(header: &str) -> std::result::Result<IfMatch, String> {
         let header = header.trim();
         if header == "*" {
-            return IfMatch::Any;
+            return Ok(IfMatch::Any);
         }
-        IfMatch::Tags(
-            header
-                .split(',')
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect(),
-        )
+        let tags: Vec<String> = header
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let quoted = |t: &str| {
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            t.len() >= 2
+                && t.starts_with('"')
+                && t.ends_with('"')
+                && !t[1..t.len() - 1].contains('"')
+        };
+        match tags.iter().find(|t| !quoted(t)) {
+            _ if tags.is_empty() => Err("must be * or entity tags such as \"3\"".to_owned()),
+            Some(bad) => Err(format!(
+                "entity tags are quoted: send If-Match: \"{}\" (got {bad})",
+                bad.trim_matches('"')
+            )),
+            None => Ok(IfMatch::Tags(tags)),
+        }
     }
 
     /// Strong comparison: weak tags (`W/"..."`) never match.
@@ -761,11 +775,15 @@ mod tests {
 
     #[test]
     fn if_match_uses_strong_comparison() {
-        assert!(IfMatch::parse("*").matches(7));
-        assert!(IfMatch::parse("\"7\"").matches(7));
-        assert!(IfMatch::parse("\"6\", \"7\"").matches(7));
-        assert!(!IfMatch::parse("W/\"7\"").matches(7));
-        assert!(!IfMatch::parse("\"6\"").matches(7));
-        assert!(!IfMatch::parse("7").matches(7));
+        let parse = |h: &str| IfMatch::parse(h).unwrap();
+        assert!(parse("*").matches(7));
+        assert!(parse("\"7\"").matches(7));
+        assert!(parse("\"6\", \"7\"").matches(7));
+        assert!(!parse("W/\"7\"").matches(7));
+        assert!(!parse("\"6\"").matches(7));
+        assert_eq!(
+            IfMatch::parse("7").unwrap_err(),
+            "entity tags are quoted: send If-Match: \"7\" (got 7)"
+        );
     }
 }

@@ -13,8 +13,8 @@ pub mod events;
 mod graph;
 mod neighbourhood;
 mod paging;
-mod reconcile;
 mod plan;
+mod reconcile;
 mod render;
 mod vips;
 
@@ -35,8 +35,8 @@ pub use deploy::{
     DeploymentSummary, ObjectStatus, set_labels,
 };
 pub use paging::{Page, PageToken};
-pub use reconcile::{DriftCounts, SyncStatus, reconcile_spec};
 pub use plan::{Plan, PlanAction, PlanCluster, PlanObject, PlanSummary};
+pub use reconcile::{DriftCounts, SyncStatus, reconcile_spec};
 pub use render::{RenderedSet, render_error};
 
 /// The service: a store, the key for secrets at rest, and what deploys need.

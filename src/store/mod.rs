@@ -50,6 +50,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be opened at start-up; the message names where and why.
+    #[error("{0}")]
+    Connect(String),
 }
 
 impl StoreError {
@@ -178,6 +181,53 @@ macro_rules! on_conn {
 }
 pub(crate) use on_conn;
 
+/// One connection before the pool is built, so that a failure names the address and the cause
+/// (a pool only reports that it timed out). Unreachable servers are retried for 5 seconds (a
+/// database starting beside meshintent); a refusal by the server (a wrong password, a missing
+/// database) fails at once.
+async fn check_postgres(options: &PgConnectOptions) -> StoreResult<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let server = format!(
+        "PostgreSQL at {}:{} (database \"{}\")",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username())
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match options.connect().await {
+            Ok(connection) => {
+                let _ = connection.close().await;
+                return Ok(());
+            }
+            Err(e) => {
+                let retry =
+                    matches!(e, sqlx::Error::Io(_)) && tokio::time::Instant::now() < deadline;
+                if !retry {
+                    return Err(StoreError::Connect(format!(
+                        "cannot connect to {server}: {}",
+                        connect_cause(&e)
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Why a connection failed, without the driver's framing (a server's error is its message,
+/// not "error returned from database: ... at line 948").
+fn connect_cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            _ => io.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
 /// Connection settings for PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct PostgresSettings {
@@ -188,6 +238,7 @@ pub struct PostgresSettings {
 impl Store {
     pub async fn connect_postgres(settings: &PostgresSettings) -> StoreResult<Store> {
         let options = PgConnectOptions::from_str(&settings.url)?;
+        check_postgres(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -200,6 +251,15 @@ impl Store {
 
     /// Opens (creating if needed) the embedded SQLite database at `path`.
     pub async fn connect_sqlite(path: &Path) -> StoreResult<Store> {
+        // The directory is created like the file (`--data-dir` need not exist yet).
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Connect(format!(
+                    "cannot create the directory {} for the SQLite database: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -211,7 +271,14 @@ impl Store {
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|e| {
+                StoreError::Connect(format!(
+                    "cannot open the SQLite database {}: {}",
+                    path.display(),
+                    connect_cause(&e)
+                ))
+            })?;
         Ok(Store {
             backend: Backend::Sqlite(pool),
         })

@@ -1194,6 +1194,7 @@ mod two_replicas_starting_together_share_one_bootstrap_token {
     use meshintent::crypto::SecretBox;
 
     /// PostgreSQL only: replicas share a database there (SQLite is one process's file).
+    #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         let test = concat!(module_path!(), "::postgres");

@@ -850,6 +850,7 @@ mod concurrent_claims_take_each_deployment_once {
         .await;
     }
 
+    #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres() {
         run(

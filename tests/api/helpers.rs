@@ -1,7 +1,8 @@
 //! Starts the real application (real HTTP, real database) for one test.
 //!
-//! Every test runs twice: on a fresh SQLite file, and on a fresh PostgreSQL schema when
-//! `MESHINTENT_TEST_POSTGRES` holds a PostgreSQL URL. Each PostgreSQL run appends its name to
+//! Every test runs twice: on a fresh SQLite file, and on a fresh PostgreSQL schema (the
+//! `::postgres` variants, ignored unless run with `-- --ignored ::postgres` and
+//! `MESHINTENT_TEST_POSTGRES` holding a PostgreSQL URL). Each PostgreSQL run appends its name to
 //! `MESHINTENT_TEST_PG_LOG` (if set), so CI can prove the PostgreSQL tests really ran.
 
 use std::io::Write;
@@ -206,11 +207,18 @@ impl TestApp {
     }
 }
 
-/// The PostgreSQL server URL for tests, if enabled.
+/// The PostgreSQL server URL for tests. The `::postgres` tests are `#[ignore]`d, so that a
+/// plain `cargo test` lists them as ignored rather than as passed; run with `--ignored`, they
+/// need the URL, and fail without it.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("MESHINTENT_TEST_POSTGRES")
+    let url = std::env::var("MESHINTENT_TEST_POSTGRES")
         .ok()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty());
+    assert!(
+        url.is_some(),
+        "MESHINTENT_TEST_POSTGRES is not set: the ::postgres tests need a PostgreSQL URL, e.g. MESHINTENT_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test cargo test -- --ignored ::postgres"
+    );
+    url
 }
 
 /// Creates a fresh schema and returns a URL whose connections use it.
@@ -602,6 +610,7 @@ macro_rules! both_backends {
                 run(app).await;
             }
 
+            #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some(app) = $crate::helpers::spawn_app_configured($crate::helpers::Backend::Postgres, concat!(module_path!(), "::postgres"), true, $configure).await {
@@ -625,6 +634,7 @@ macro_rules! both_backends {
                 run(app).await;
             }
 
+            #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres, concat!(module_path!(), "::postgres")).await {

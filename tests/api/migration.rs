@@ -180,6 +180,7 @@ mod existing_projects_claim_their_apps_namespaces {
         super::sqlite(false).await;
     }
 
+    #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
     #[tokio::test]
     async fn postgres() {
         super::postgres(false, concat!(module_path!(), "::postgres")).await;
@@ -192,6 +193,7 @@ mod a_namespace_shared_by_two_projects_stops_the_migration {
         super::sqlite(true).await;
     }
 
+    #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
     #[tokio::test]
     async fn postgres() {
         super::postgres(true, concat!(module_path!(), "::postgres")).await;

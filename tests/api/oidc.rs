@@ -190,6 +190,7 @@ macro_rules! oidc_test {
                 app.stop().await;
             }
 
+            #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some(app) =

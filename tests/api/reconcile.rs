@@ -377,33 +377,38 @@ both_backends!(a_bad_sync_is_refused_naming_the_field, |app| {
 
 /// Two replicas (each with a worker and a reconciler) on one PostgreSQL database: each drift
 /// is repaired by exactly one deployment.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_never_heal_one_set_at_once() {
-    let Some(app) = spawn_app(
-        Backend::Postgres,
-        "reconcile::two_replicas_never_heal_one_set_at_once",
-    )
-    .await
-    else {
-        return;
-    };
-    let other = app.another().await;
-    let (a, _b) = seed(&app).await;
-    set_sync(&app, json!({"selfHeal": true, "interval": "1s"})).await;
-    let revision = deploy(&app, "deploy").await;
-    wait(&app, revision).await;
-    first_check(&app, revision).await;
-    for round in 1..=2 {
-        make_drift(&a);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !repaired(&a) {
-            assert!(Instant::now() < deadline, "round {round}: never repaired");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+mod two_replicas_never_heal_one_set_at_once {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "PostgreSQL: MESHINTENT_TEST_POSTGRES=<url> cargo test -- --ignored ::postgres"]
+    async fn postgres() {
+        let Some(app) = spawn_app(
+            Backend::Postgres,
+            "reconcile::two_replicas_never_heal_one_set_at_once::postgres",
+        )
+        .await
+        else {
+            return;
+        };
+        let other = app.another().await;
+        let (a, _b) = seed(&app).await;
+        set_sync(&app, json!({"selfHeal": true, "interval": "1s"})).await;
+        let revision = deploy(&app, "deploy").await;
+        wait(&app, revision).await;
+        first_check(&app, revision).await;
+        for round in 1..=2 {
+            make_drift(&a);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !repaired(&a) {
+                assert!(Instant::now() < deadline, "round {round}: never repaired");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Let both replicas check a few more times.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let found = repairs(&other).await;
+            assert_eq!(found.len(), round, "round {round}: {found:#?}");
+            assert!(found.iter().all(|d| d["state"] == "Applied"), "{found:#?}");
         }
-        // Let both replicas check a few more times.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let found = repairs(&other).await;
-        assert_eq!(found.len(), round, "round {round}: {found:#?}");
-        assert!(found.iter().all(|d| d["state"] == "Applied"), "{found:#?}");
     }
 }
