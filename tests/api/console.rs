@@ -148,6 +148,31 @@ async fn choose(client: &Client, pointer: &str, value: &str) {
         .unwrap();
 }
 
+/// The committed picture in the README is regenerated with `UPDATE_SCREENSHOTS=1`; otherwise the
+/// new one must be close to it (a PNG whose width and height are within a quarter of the
+/// committed one's), so a graph that breaks or vanishes fails while font rendering may differ.
+fn compare_loosely(png: &[u8], committed: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(committed);
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, png).unwrap();
+        return;
+    }
+    let old = std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{committed} is missing: UPDATE_SCREENSHOTS=1"));
+    let size = |png: &[u8]| -> (f64, f64) {
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 24);
+        let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        (f64::from(w), f64::from(h))
+    };
+    let ((w0, h0), (w1, h1)) = (size(&old), size(png));
+    assert!(
+        (w1 - w0).abs() <= w0 / 4.0 && (h1 - h0).abs() <= h0 / 4.0 && w1 > 100.0 && h1 > 100.0,
+        "the graph picture changed a lot: {w1}x{h1} against {committed}'s {w0}x{h0} (UPDATE_SCREENSHOTS=1 to accept)"
+    );
+}
+
 async fn seeded(app: &TestApp) -> (FakeKube, FakeKube) {
     let a = FakeKube::start().await;
     let b = FakeKube::start().await;
@@ -168,6 +193,8 @@ async fn the_walk_through_by_clicking() {
     let (_a, _b) = seeded(&app).await;
     let client = browser(&driver, 1280, 800).await;
     let ui = format!("{}/ui/", app.address);
+    _a.clear_requests();
+    _b.clear_requests();
 
     // Signing in: a wrong token is refused beside the field, the bootstrap token is taken.
     client.goto(&ui).await.unwrap();
@@ -285,6 +312,22 @@ async fn the_walk_through_by_clicking() {
     assert_eq!(stored.body["spec"]["port"], 8000);
     shot(&client, "07-inbound-intent").await;
 
+    // The set's graph: no calls yet.
+    client
+        .goto(&format!("{ui}#{}", &SET["/v2".len()..]))
+        .await
+        .unwrap();
+    wait_for(&client, "#graph-image").await;
+    let edges = wait_text(&client, "#edges", |t| !t.is_empty()).await;
+    assert!(edges.contains("No calls"), "{edges}");
+    client
+        .goto(&format!(
+            "{ui}#{}/inbound-intents/httpbin",
+            &SET["/v2".len()..]
+        ))
+        .await
+        .unwrap();
+
     // sleep may call it.
     wait_for(&client, "a[href$=\"/clients\"].btn")
         .await
@@ -304,6 +347,53 @@ async fn the_walk_through_by_clicking() {
     app.get(&format!("{SET}/inbound-intents/httpbin/clients/sleep"))
         .await
         .expect(200);
+
+    // The graph gained the edge sleep -> httpbin.
+    client
+        .goto(&format!("{ui}#{}", &SET["/v2".len()..]))
+        .await
+        .unwrap();
+    let edge = wait_for(&client, "#edges tr[data-edge=\"sleep->httpbin\"]").await;
+    assert!(edge.text().await.unwrap().contains("allow"));
+    let graph = wait_for(&client, "#graph-image").await;
+    let png = graph.screenshot().await.unwrap();
+    std::fs::write(screenshots().join("graph.png"), &png).unwrap();
+    compare_loosely(&png, "docs/images/console-graph.png");
+    shot(&client, "07b-set-graph").await;
+
+    // The plan before the first deploy: every object is a create, and nothing was written.
+    wait_for(&client, "#plan-link").await.click().await.unwrap();
+    let summary = wait_text(&client, "#plan-summary", |t| t.contains("create")).await;
+    assert!(!summary.contains("1 update"), "{summary}");
+    let actions = client
+        .find_all(Locator::Css("table.plan tbody tr"))
+        .await
+        .unwrap();
+    assert!(!actions.is_empty());
+    for row in &actions {
+        assert_eq!(
+            row.attr("data-action").await.unwrap().as_deref(),
+            Some("create")
+        );
+    }
+    assert_eq!(
+        _a.writes().len() + _b.writes().len(),
+        0,
+        "a plan writes nothing"
+    );
+    shot(&client, "07c-plan").await;
+
+    // The analysis: the fake clusters have no Service httpbin, which is a finding.
+    client
+        .goto(&format!("{ui}#/analysis{}", &SET["/v2".len()..]))
+        .await
+        .unwrap();
+    let findings = wait_text(&client, "main", |t| {
+        t.contains("IST0101") || t.contains("No findings")
+    })
+    .await;
+    assert!(findings.contains("httpbin"), "{findings}");
+    shot(&client, "07d-analysis").await;
 
     // The manifests, highlighted, per cluster.
     client

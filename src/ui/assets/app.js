@@ -26,6 +26,8 @@ const PREFIXES = {
   '/edit': views.edit,
   '/manifests': views.manifests,
   '/json': views.json,
+  '/plan': views.plan,
+  '/analysis': views.analysis,
 };
 
 async function route() {

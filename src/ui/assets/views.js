@@ -297,8 +297,8 @@ async function setPanels(main, shape, path, children) {
   if (segs.has('deploy')) tools.append(h('button', { type: 'button', class: 'btn primary', id: 'deploy', onclick: () => startDeployment(main, path, 'deploy') }, 'Deploy'));
   if (segs.has('terminate')) tools.append(h('button', { type: 'button', class: 'btn danger', id: 'terminate', onclick: () => startDeployment(main, path, 'terminate') }, 'Terminate'));
   if (segs.has('manifests')) tools.append(link(`/manifests${path}`, 'Manifests', { class: 'btn' }));
-  if (segs.has('plan')) tools.append(link(`/json${path}/plan`, 'Plan', { class: 'btn' }));
-  if (segs.has('analysis')) tools.append(link(`/json${path}/analysis`, 'Analysis', { class: 'btn' }));
+  if (segs.has('plan')) tools.append(link(`/plan${path}`, 'Plan', { class: 'btn', id: 'plan-link' }));
+  if (segs.has('analysis')) tools.append(link(`/analysis${path}`, 'Analysis', { class: 'btn', id: 'analysis-link' }));
   if (segs.has('deployments')) tools.append(link(`/json${path}/deployments`, 'Deployments', { class: 'btn' }));
   main.append(tools);
 
@@ -307,7 +307,9 @@ async function setPanels(main, shape, path, children) {
     main.append(figure);
     try {
       const url = await blobUrl(`${path}/graph?format=svg`, 'image/svg+xml');
-      figure.prepend(h('img', { src: url, alt: 'Graph of the apps of this set and the calls their intents allow', id: 'graph-image' }));
+      figure.prepend(h('img', { src: url, alt: 'Graph of the apps of this set and the calls their intents allow (listed in the table below)', id: 'graph-image' }));
+      const { data: graph } = await get(`${path}/graph?format=json`);
+      main.append(edgeTable(graph));
     } catch (e) {
       figure.append(alertBox(e.message, 'info'));
     }
@@ -315,6 +317,23 @@ async function setPanels(main, shape, path, children) {
   const progress = h('section', { id: 'progress', 'aria-labelledby': 'progress-h', 'aria-live': 'polite' });
   main.append(progress);
   if (segs.has('status')) followStatus(progress, path, { once: true });
+}
+
+/** The graph's edges as a table: the text alternative of the picture. */
+function edgeTable(graph) {
+  const labels = new Map(graph.nodes.map((n) => [n.id, n.label.split('\n')[0]]));
+  const name = (id) => labels.get(id) || id;
+  const section = h('section', { 'aria-labelledby': 'edges-h', id: 'edges' }, h('h2', { id: 'edges-h' }, 'Calls the intents allow'));
+  if (!graph.edges.length) {
+    section.append(h('p', { class: 'empty' }, 'No calls: the set has no clients yet.'));
+    return section;
+  }
+  section.append(h('div', { class: 'table-wrap' }, h('table', { class: 'edges' },
+    h('thead', {}, h('tr', {}, ['From', 'To', 'Kind', 'What', 'Through'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, graph.edges.map((e) => h('tr', { dataset: { edge: `${name(e.from)}->${name(e.to)}` } },
+      h('td', {}, name(e.from)), h('td', {}, name(e.to)), h('td', {}, badge(e.kind)),
+      h('td', {}, e.label), h('td', {}, (e.via || []).map(name).join(', '))))))));
+  return section;
 }
 
 async function startDeployment(main, path, action) {
@@ -349,10 +368,54 @@ async function followStatus(progress, path, { once }) {
     }
     fill(head, `Revision ${status.revision} · ${status.action} · `, badge(status.state), status.message ? ` ${status.message}` : '');
     for (const cluster of status.clusters) renderCluster(clusters, rows, cluster);
-    if (once && FINAL_STATES.has(status.state)) return;
-    if (!once && FINAL_STATES.has(status.state)) return;
-    await new Promise((r) => setTimeout(r, 700));
+    if (FINAL_STATES.has(status.state)) return;
+    // The next refresh comes with the set's next event (or after 5 s at the latest).
+    await nextEvent(path, token);
   }
+}
+
+let stream = null;
+
+/** Resolves at the set's next event on its SSE stream (read with the token, which EventSource
+ * cannot send), or after 5 s. One stream per page; it resumes after the last id it saw. */
+function nextEvent(path, token) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 5000);
+    const done = () => { clearTimeout(timer); resolve(); };
+    if (!stream || stream.path !== path || stream.closed) stream = openStream(path);
+    stream.waiters.push(done);
+    if (following !== token) done();
+  });
+}
+
+function openStream(path) {
+  const state = { path, waiters: [], closed: false, lastId: null };
+  const wake = () => { const w = state.waiters.splice(0); w.forEach((f) => f()); };
+  (async () => {
+    try {
+      const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${session.token}` };
+      const res = await fetch(`/v2${path}/events?since=${state.lastId ?? 0}`, { headers, cache: 'no-store' });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const id = block.split('\n').find((l) => l.startsWith('id:'));
+          if (id) { state.lastId = Number(id.slice(3).trim()); wake(); }
+        }
+        if (!stream || stream !== state || !document.getElementById('progress')) { reader.cancel(); break; }
+      }
+    } catch { /* polling every 5 s continues */ }
+    state.closed = true;
+    wake();
+  })();
+  return state;
 }
 
 function renderCluster(container, rows, cluster) {
@@ -447,6 +510,53 @@ export async function json(main, path) {
   title(main, labelOf(path.split('/').pop()));
   const { data } = await get(path);
   main.append(valueView(data));
+}
+
+/** What a deploy would do: per cluster and object, the action and the JSON Patch of updates. */
+export async function plan(main, setPath) {
+  main.append(await crumbs(`${setPath}/x`));
+  title(main, 'Plan');
+  const { data } = await get(`${setPath}/plan`);
+  const s = data.summary || {};
+  main.append(h('p', { class: 'lead', id: 'plan-summary' },
+    Object.entries(s).map(([k, v]) => `${v} ${labelOf(k).toLowerCase()}`).join(' · ')));
+  for (const cluster of data.clusters) {
+    const section = h('section', { class: 'plan-cluster', dataset: { cluster: cluster.cluster } }, h('h2', {}, cluster.cluster));
+    if (cluster.error) section.append(alertBox(cluster.error));
+    if (cluster.objects.length) {
+      section.append(h('div', { class: 'table-wrap' }, h('table', { class: 'plan' },
+        h('thead', {}, h('tr', {}, ['Action', 'Kind', 'Namespace', 'Name', 'Change'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, cluster.objects.map((o) => h('tr', { dataset: { action: o.action } },
+          h('td', {}, badge(o.action)), h('td', {}, o.kind), h('td', {}, o.namespace), h('td', {}, o.name),
+          h('td', {}, o.patch ? patchView(o.patch) : (o.message || ''))))))));
+    }
+    main.append(section);
+  }
+}
+
+function patchView(patch) {
+  return h('pre', { class: 'code patch' }, patch.map((op) => {
+    const sign = op.op === 'remove' ? '-' : op.op === 'add' ? '+' : '~';
+    const value = op.value === undefined ? '' : ` ${JSON.stringify(op.value)}`;
+    return h('span', { class: `line patch-${op.op}` }, `${sign} ${op.path}${value}\n`);
+  }));
+}
+
+/** Why the set may not work on its clusters: the analysis findings. */
+export async function analysis(main, setPath) {
+  main.append(await crumbs(`${setPath}/x`));
+  title(main, 'Analysis');
+  const { data } = await get(`${setPath}/analysis`);
+  if (!data.findings.length) {
+    main.append(h('p', { class: 'empty', id: 'no-findings' }, 'No findings: the clusters have what the set needs.'));
+    return;
+  }
+  main.append(h('div', { class: 'table-wrap' }, h('table', { class: 'findings' },
+    h('thead', {}, h('tr', {}, ['Severity', 'Code', 'Cluster', 'Object', 'Message', 'Intent'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, data.findings.map((f) => h('tr', { dataset: { code: f.code } },
+      h('td', {}, badge(f.severity)), h('td', {}, f.code), h('td', {}, f.cluster), h('td', {}, f.object || ''),
+      h('td', { class: 'message' }, f.message),
+      h('td', {}, f.intent ? link(f.intent.replace(/^\/v2/, ''), f.intent.split('/').pop()) : '')))))));
 }
 
 export { errorView };
