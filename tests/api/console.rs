@@ -168,7 +168,7 @@ fn compare_loosely(png: &[u8], committed: &str) {
     };
     let ((w0, h0), (w1, h1)) = (size(&old), size(png));
     assert!(
-        (w1 - w0).abs() <= w0 / 4.0 && (h1 - h0).abs() <= h0 / 4.0 && w1 > 100.0 && h1 > 100.0,
+        (w1 - w0).abs() <= w0 / 4.0 && (h1 - h0).abs() <= h0 / 4.0 && w1 > 100.0 && h1 > 30.0,
         "the graph picture changed a lot: {w1}x{h1} against {committed}'s {w0}x{h0} (UPDATE_SCREENSHOTS=1 to accept)"
     );
 }
