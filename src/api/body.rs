@@ -1,7 +1,8 @@
 //! Reading request bodies into domain types (see `crate::input` for the error rules).
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
@@ -74,6 +75,28 @@ fn check_content_type(req: &HttpRequest) -> Result<(), Error> {
             }
         )))
     }
+}
+
+/// Reads a set document's body (`PUT .../document`, `POST .../plan`) up to `limit` bytes
+/// (`MESHINTENT_MAX_DOCUMENT_BYTES`), which is larger than the single-resource limit.
+pub async fn read_document_body(
+    payload: &mut web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, Error> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest {
+            detail: format!("reading the request body: {e}"),
+            errors: Vec::new(),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(Error::PayloadTooLarge(format!(
+                "the request body is larger than the limit of {limit} bytes (MESHINTENT_MAX_DOCUMENT_BYTES)"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -2,11 +2,10 @@
 //! dry-run applies only.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::body::parse_json;
+use super::body::{parse_json, read_document_body};
 use super::guard::Limits;
 use super::resources::path_to;
 use crate::domain::document::DocIntentSet;
@@ -96,20 +95,7 @@ pub async fn traffic_intent_set_plan_document(
 ) -> Result<HttpResponse, Error> {
     let path = path_to(&req, Kind::TrafficIntentSet)?;
     // Read here, not by the app-wide extractor, whose limit is the one for single resources.
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest {
-            detail: format!("reading the request body: {e}"),
-            errors: Vec::new(),
-        })?;
-        if body.len() + chunk.len() > limits.max_document_bytes {
-            return Err(Error::PayloadTooLarge(format!(
-                "the request body is larger than the limit of {} bytes (MESHINTENT_MAX_DOCUMENT_BYTES)",
-                limits.max_document_bytes
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_document_body(&mut payload, limits.max_document_bytes).await?;
     let document: DocIntentSet = parse_json(&req, &body)?;
     let plan = svc
         .plan_document(&path, document, query.prune.unwrap_or(true), &caller)

@@ -1,11 +1,10 @@
 //! Endpoints of a traffic intent set beyond CRUD: the set as a document, and its manifests.
 
 use actix_web::{HttpRequest, HttpResponse, get, put, web};
-use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::body::parse_json;
+use super::body::{parse_json, read_document_body};
 use super::guard::Limits;
 use super::resources::path_to;
 use super::streaming;
@@ -193,20 +192,7 @@ pub async fn traffic_intent_set_replace_document(
 ) -> Result<HttpResponse, Error> {
     let path = path_to(&req, Kind::TrafficIntentSet)?;
     // Read here, not by the app-wide extractor, whose limit is the one for single resources.
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest {
-            detail: format!("reading the request body: {e}"),
-            errors: Vec::new(),
-        })?;
-        if body.len() + chunk.len() > limits.max_document_bytes {
-            return Err(Error::PayloadTooLarge(format!(
-                "the request body is larger than the limit of {} bytes (MESHINTENT_MAX_DOCUMENT_BYTES)",
-                limits.max_document_bytes
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_document_body(&mut payload, limits.max_document_bytes).await?;
     let document: DocIntentSet = parse_json(&req, &body)?;
     let changes = svc
         .replace_set_members(&path, document, query.prune.unwrap_or(true), &caller)
