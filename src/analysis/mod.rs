@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::domain::claim::{Claim, claims_of_value};
+use crate::domain::claim::{Claim, MeshNameCollision, claims_of_value};
 use crate::domain::model::IntentSetModel;
 use crate::domain::names::Name;
 use crate::generate::Manifests;
@@ -34,6 +34,8 @@ pub const SERVICE_PORT_NOT_FOUND: &str = "MI1001";
 pub const UNMANAGED_OVERLAP: &str = "MI1002";
 /// istiod is older than [`MIN_ISTIO`].
 pub const ISTIO_TOO_OLD: &str = "MI1003";
+/// Another set decides a mesh name this set decides too (data stored before claims existed).
+pub const MESH_NAME_COLLISION: &str = "MI1004";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -298,9 +300,20 @@ pub fn analyse(
     model: &IntentSetModel,
     manifests: &Manifests,
     snapshots: &BTreeMap<Name, Result<ClusterSnapshot, String>>,
+    collisions: &[MeshNameCollision],
 ) -> Analysis {
     let set_url = model.address.path().url();
-    let mut findings = Vec::new();
+    let mut findings: Vec<Finding> = collisions
+        .iter()
+        .map(|c| Finding {
+            code: MESH_NAME_COLLISION.to_owned(),
+            severity: Severity::Error,
+            cluster: c.cluster.clone(),
+            object: None,
+            intent: Some(c.intent.clone()),
+            message: c.message.clone(),
+        })
+        .collect();
     for (cluster, snapshot) in snapshots {
         let mut out = Out {
             cluster,

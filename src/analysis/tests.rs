@@ -101,7 +101,7 @@ fn healthy() -> ClusterSnapshot {
 
 fn codes(snapshot: Result<ClusterSnapshot, String>) -> Vec<String> {
     let snapshots = BTreeMap::from([(name("c1"), snapshot)]);
-    analyse(&model(), &manifests(), &snapshots)
+    analyse(&model(), &manifests(), &snapshots, &[])
         .findings
         .into_iter()
         .map(|f| format!("{} {}", f.code, f.object.unwrap_or_default()))
@@ -209,7 +209,7 @@ fn an_unmanaged_object_deciding_the_same_name_overlaps() {
     s.unmanaged_claims
         .insert(claim, "DestinationRule/shop/theirs".to_owned());
     let snapshots = BTreeMap::from([(name("c1"), Ok(s))]);
-    let findings = analyse(&model(), &manifests(), &snapshots).findings;
+    let findings = analyse(&model(), &manifests(), &snapshots, &[]).findings;
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].code, UNMANAGED_OVERLAP);
     assert!(findings[0].message.contains("DestinationRule/shop/theirs"));

@@ -238,3 +238,25 @@ mod tests {
         assert!(names(IstioKind::AuthorizationPolicy, json!({"spec": {}})).is_empty());
     }
 }
+
+/// A mesh name two sets decide on one cluster, as one of them sees it. The API refuses to create
+/// such a pair; data stored before claims existed may hold one (start-up lists them).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshNameCollision {
+    pub cluster: String,
+    /// The name, as a person reads it.
+    #[schema(
+        example = "DestinationRule host httpbin.default.svc.cluster.local on cluster cluster01"
+    )]
+    pub claim: String,
+    /// True when this set owns the name (its objects deciding it are applied); false when the
+    /// other set does (this set's objects deciding it are `conflict` and not applied).
+    pub owned_here: bool,
+    /// The URL path of the set that owns the name.
+    pub owner: String,
+    /// The URL path of the intent, in the set that does not own the name, that also decides it.
+    pub intent: String,
+    /// What it means and what to do.
+    pub message: String,
+}

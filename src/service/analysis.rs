@@ -21,6 +21,11 @@ impl Service {
     #[tracing::instrument(skip(self), fields(set = %path.url()))]
     pub async fn analyse(&self, path: &ResourcePath) -> Result<Analysis> {
         let (rendered, _) = self.render(path, None).await?;
+        let collisions = {
+            let mut tx = self.store.begin_read().await?;
+            let set_id = self.set_id(&mut tx, path).await?;
+            self.collisions_of_set(&mut tx, set_id).await?
+        };
         let needs = analysis::needs(&rendered.model, &rendered.manifests);
         let labels = set_labels(&rendered.model.address);
         let retry = &self.push_settings().retry;
@@ -43,6 +48,7 @@ impl Service {
             &rendered.model,
             &rendered.manifests,
             &snapshots,
+            &collisions,
         ))
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Service;
 use super::context::{ModelBuilder, ModelIds, load_clusters, load_model, name_of, stored_spec};
 use super::neighbourhood::{ROUTE_TO_INBOUND, ROUTE_TO_OUTBOUND};
-use crate::domain::claim::{Claim, ClaimKind, claims_of};
+use crate::domain::claim::{Claim, ClaimKind, MeshNameCollision, claims_of};
 use crate::domain::inbound::InboundIntentSpec;
 use crate::domain::model::{IntentSetModel, SetAddress};
 use crate::domain::names::Name;
@@ -291,6 +291,87 @@ impl Service {
                 out.entry(object.clone()).or_insert_with(|| message.clone());
             }
         }
+        Ok(out)
+    }
+}
+
+impl Service {
+    /// The collisions of stored data (two sets deciding one name on a cluster) that involve the
+    /// set `set_id`, as it sees them: for the analysis (`MI1004`) and `GET .../status`.
+    pub(crate) async fn collisions_of_set(
+        &self,
+        tx: &mut Tx,
+        set_id: Uuid,
+    ) -> Result<Vec<MeshNameCollision>> {
+        let collisions = tx.claim_collisions(Some(set_id)).await?;
+        if collisions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (_, cluster_ids) = load_clusters(tx).await?;
+        let sets: BTreeMap<Uuid, SetAddress> = tx
+            .sets(None)
+            .await?
+            .iter()
+            .map(|s| Ok((s.set_id, super::vips::set_address(s)?)))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(collisions.len());
+        for c in collisions {
+            let cluster = cluster_ids
+                .iter()
+                .find(|(_, id)| **id == c.cluster_id)
+                .map(|(name, _)| name.clone());
+            let (Some(cluster), Some(owner), Some(other)) =
+                (cluster, sets.get(&c.owner_set_id), sets.get(&c.set_id))
+            else {
+                continue;
+            };
+            let claim = ClaimKind::parse(&c.kind).map_or_else(
+                || format!("{} {} on cluster {cluster}", c.kind, c.name),
+                |kind| {
+                    Claim {
+                        cluster: cluster.clone(),
+                        kind,
+                        name: c.name.clone(),
+                    }
+                    .to_string()
+                },
+            );
+            let Some(row) = tx.by_id(c.intent_id).await? else {
+                continue;
+            };
+            let kind = Kind::from_code(&row.kind)
+                .ok_or_else(|| Error::internal("stored kind", row.kind.clone()))?;
+            let intent = other
+                .path()
+                .child(
+                    kind,
+                    Key {
+                        name: name_of(&row)?,
+                        version: None,
+                    },
+                )
+                .url();
+            let owner = owner.path().url();
+            let owned_here = c.owner_set_id == set_id;
+            let message = if owned_here {
+                format!(
+                    "{claim} is this set's, but {intent} decides it too (data stored before claims existed): Istio keeps one of them; remove it from one of the sets"
+                )
+            } else {
+                format!(
+                    "{claim} belongs to {owner}, but this set's {intent} decides it too (data stored before claims existed): its objects deciding it are not applied (conflict); remove it from one of the sets"
+                )
+            };
+            out.push(MeshNameCollision {
+                cluster: cluster.to_string(),
+                claim,
+                owned_here,
+                owner,
+                intent,
+                message,
+            });
+        }
+        out.sort();
         Ok(out)
     }
 }

@@ -117,6 +117,10 @@ pub struct DeploymentStatus {
     /// In `GET .../status` only: the set's reconciliation settings and its last check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<super::reconcile::SyncStatus>,
+    /// In `GET .../status` only: mesh names this set and another both decide on a cluster (data
+    /// stored before claims existed; the API refuses to create them). Absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collisions: Vec<crate::domain::claim::MeshNameCollision>,
 }
 
 /// What a verify found on one cluster: the drift of its objects, or why it could not be read.
@@ -233,6 +237,7 @@ fn status(
         drifted,
         clusters,
         sync: None,
+        collisions: Vec::new(),
     }
 }
 
@@ -432,7 +437,7 @@ impl Service {
         Ok(summary(&row))
     }
 
-    async fn set_id(&self, tx: &mut Tx, path: &ResourcePath) -> Result<Uuid> {
+    pub(super) async fn set_id(&self, tx: &mut Tx, path: &ResourcePath) -> Result<Uuid> {
         let rows = self.resolve_path(tx, path).await?;
         Ok(rows[rows.len() - 1].id)
     }

@@ -95,6 +95,9 @@ impl Service {
             self.deployment_status(path, None).await?
         };
         status.sync = Some(self.sync_status(path).await?);
+        let mut tx = self.store.begin_read().await?;
+        let set_id = self.set_id(&mut tx, path).await?;
+        status.collisions = self.collisions_of_set(&mut tx, set_id).await?;
         Ok(status)
     }
 

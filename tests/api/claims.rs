@@ -246,3 +246,159 @@ both_backends!(
         );
     }
 );
+
+/// Forgets every claim, as data stored before claims existed has none.
+async fn forget_claims(app: &TestApp) {
+    crate::on_db!(app, |conn| {
+        for table in ["mesh_claim_sources", "mesh_claims", "mesh_claims_derived"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn collision_findings(analysis: &Value) -> Vec<&Value> {
+    analysis["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "MI1004")
+        .collect()
+}
+
+both_backends!(
+    a_stored_collision_is_reported_by_the_analysis_and_status_of_both_sets,
+    |app| {
+        let kube = FakeKube::start().await;
+        app.seed_storefront_with(&[kube.kubeconfig()]).await;
+        app.post(&format!("{SET}/inbound-intents"), httpbin_intent())
+            .await
+            .expect(201);
+        // Two sets deciding one host, as stored before claims existed: the API would refuse
+        // the second intent, so the claims are forgotten before it and derived again after.
+        forget_claims(&app).await;
+        let other = new_set(&app, CA, "other").await;
+        app.post(&format!("{other}/inbound-intents"), httpbin_intent())
+            .await
+            .expect(201);
+        forget_claims(&app).await;
+        let mut restarted = app.another().await;
+
+        let host = "DestinationRule host httpbin.default.svc.cluster.local on cluster cluster01";
+        let mine = restarted
+            .get(&format!("{SET}/analysis"))
+            .await
+            .expect(200)
+            .body;
+        let theirs = restarted
+            .get(&format!("{other}/analysis"))
+            .await
+            .expect(200)
+            .body;
+        let (mine, theirs) = (collision_findings(&mine), collision_findings(&theirs));
+        assert!(
+            !mine.is_empty() && !theirs.is_empty(),
+            "{mine:#?} {theirs:#?}"
+        );
+        // Which set owns the name depends on the order it was derived in; each side says which.
+        let all: Vec<&Value> = mine.iter().chain(theirs.iter()).copied().collect();
+        assert!(
+            all.iter()
+                .all(|f| f["severity"] == "error" && f["cluster"] == "cluster01"),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter()
+                .any(|f| f["message"].as_str().unwrap().contains(host)),
+            "{all:#?}"
+        );
+        let intent_of = |set: &str| format!("{set}/inbound-intents/httpbin");
+        for f in &mine {
+            let intent = f["intent"].as_str().unwrap();
+            assert!(
+                intent == intent_of(SET) || intent == intent_of(&other),
+                "{f:#}"
+            );
+        }
+
+        for set in [SET.to_owned(), other.clone()] {
+            let reply = restarted
+                .request(reqwest::Method::POST, &format!("{set}/deploy"), None, &[])
+                .await
+                .expect(202);
+            let revision = reply.body["revision"].as_i64().unwrap();
+            crate::deploy::wait_at(&restarted, &format!("{set}/deployments/{revision}")).await;
+        }
+        let mine = restarted
+            .get(&format!("{SET}/status"))
+            .await
+            .expect(200)
+            .body;
+        let theirs = restarted
+            .get(&format!("{other}/status"))
+            .await
+            .expect(200)
+            .body;
+        let owned = |status: &Value| {
+            status["collisions"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no collisions in {status:#}"))
+                .iter()
+                .map(|c| c["ownedHere"].as_bool().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let (mine_owned, theirs_owned) = (owned(&mine), owned(&theirs));
+        assert!(!mine_owned.is_empty() && !theirs_owned.is_empty());
+        // Exactly one side owns each name.
+        assert_ne!(mine_owned[0], theirs_owned[0], "{mine:#} {theirs:#}");
+        let loser = if mine_owned[0] { &theirs } else { &mine };
+        let winner_path = if mine_owned[0] { SET } else { other.as_str() };
+        let c = &loser["collisions"][0];
+        assert_eq!(c["owner"], winner_path, "{c:#}");
+        assert!(
+            c["claim"] == host
+                || c["claim"]
+                    .as_str()
+                    .unwrap()
+                    .contains("on cluster cluster01"),
+            "{c:#}"
+        );
+        // The losing set's DestinationRule for the host is a conflict, not applied.
+        let dr = cluster(loser, "cluster01")["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "DestinationRule")
+            .unwrap()
+            .clone();
+        assert_eq!(dr["state"], "conflict", "{dr:#}");
+
+        // Removing the losing set's intent ends the collision for both.
+        let loser_set = if mine_owned[0] {
+            other.clone()
+        } else {
+            SET.to_owned()
+        };
+        restarted
+            .delete(&format!("{loser_set}/inbound-intents/httpbin"))
+            .await
+            .expect(204);
+        for set in [SET.to_owned(), other.clone()] {
+            let analysis = restarted
+                .get(&format!("{set}/analysis"))
+                .await
+                .expect(200)
+                .body;
+            assert!(collision_findings(&analysis).is_empty(), "{analysis:#}");
+            let status = restarted
+                .get(&format!("{set}/status"))
+                .await
+                .expect(200)
+                .body;
+            assert!(status.get("collisions").is_none(), "{status:#}");
+        }
+        restarted.stop().await;
+    }
+);

@@ -90,10 +90,8 @@ both_backends!(
             out.contains(&format!("{deployment}: cluster02: 2/2 objects, Applied")),
             "{out}"
         );
-        assert!(
-            out.contains(&format!("{deployment}: cluster01: 0/4 objects")),
-            "{out}"
-        );
+        // (A "0/4 objects" line is printed only when the stream starts before the worker's first
+        // apply, which a loaded machine does not promise.)
 
         // Running it again changes nothing: no resource, and no object on any cluster.
         a.clear_requests();

@@ -40,7 +40,7 @@ pub(crate) async fn wait(app: &TestApp, revision: i64) -> Value {
 }
 
 /// Polls the deployment at `url` until it ends.
-async fn wait_at(app: &TestApp, url: &str) -> Value {
+pub(crate) async fn wait_at(app: &TestApp, url: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = app.get(url).await.expect(200).body;

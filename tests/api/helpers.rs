@@ -644,3 +644,28 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Runs `$body` with `$conn`, a connection to the app's database (SQLite or PostgreSQL), for
+/// tests that look or write under the API.
+#[macro_export]
+macro_rules! on_db {
+    ($app:expr, |$conn:ident| $body:block) => {
+        match &$app.database {
+            $crate::helpers::DatabaseLocation::Sqlite(path) => {
+                let mut $conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+                    "sqlite:{}",
+                    path.display()
+                ))
+                .await
+                .unwrap();
+                $body
+            }
+            $crate::helpers::DatabaseLocation::Postgres(url) => {
+                let mut $conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+                    .await
+                    .unwrap();
+                $body
+            }
+        }
+    };
+}

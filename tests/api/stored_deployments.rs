@@ -3,31 +3,12 @@
 //! that does not parse is an internal error, never a default.
 
 use serde_json::{Value, json};
-use sqlx::Connection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::both_backends;
-use crate::helpers::{DatabaseLocation, SET, TestApp};
-
-/// Runs `$body` with `$conn` connected to the app's database, whichever backend it is.
-macro_rules! on_db {
-    ($app:expr, |$conn:ident| $body:block) => {
-        match &$app.database {
-            DatabaseLocation::Sqlite(path) => {
-                let mut $conn =
-                    sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-                        .await
-                        .unwrap();
-                $body
-            }
-            DatabaseLocation::Postgres(url) => {
-                let mut $conn = sqlx::PgConnection::connect(url).await.unwrap();
-                $body
-            }
-        }
-    };
-}
+use crate::helpers::{SET, TestApp};
+use crate::on_db;
 
 /// The statements of the release before, with its literal spellings.
 const INSERT_DEPLOYMENT: &str = "INSERT INTO deployments (id, set_id, revision, action, state, manifests, message, created_at, started_at, finished_at) \
