@@ -11,6 +11,7 @@ use super::violations::Violations;
 
 /// A client app allowed to call an inbound intent's service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = InboundClientSpec)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClientSpec {
     /// The client app (of this composite app version): its namespace, clusters and service account.

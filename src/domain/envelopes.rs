@@ -113,10 +113,13 @@ pub trait Resource: Serialize + DeserializeOwned + ToSchema + Send + 'static {
     fn list(items: Vec<Self>, next_page: Option<String>) -> Self::List;
 }
 
+/// `schema = (Name, ListName)` gives the envelope and its list component names other than the
+/// Rust types' (for names that collide with generated clients' own, see docs/api.md).
 macro_rules! envelope {
-    ($(#[$doc:meta])* $name:ident, $list:ident, $kind:expr, $spec:ty $(, default = $note:literal)?) => {
+    ($(#[$doc:meta])* $name:ident, $list:ident, $kind:expr, $spec:ty $(, default = $note:literal)? $(, schema = ($schema:ident, $list_schema:ident))?) => {
         $(#[$doc])*
         #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+        $(#[schema(as = $schema)])?
         #[serde(deny_unknown_fields)]
         pub struct $name {
             pub metadata: Metadata,
@@ -126,6 +129,7 @@ macro_rules! envelope {
 
         /// One page of a collection.
         #[derive(Clone, Debug, Serialize, ToSchema)]
+        $(#[schema(as = $list_schema)])?
         #[serde(rename_all = "camelCase")]
         pub struct $list {
             pub items: Vec<$name>,
@@ -229,7 +233,7 @@ envelope!(
 );
 envelope!(
     /// A client app allowed to call an inbound intent's service.
-    Client, ClientList, Kind::Client, ClientSpec
+    Client, ClientList, Kind::Client, ClientSpec, schema = (InboundClient, InboundClientList)
 );
 envelope!(
     /// What a client may do.

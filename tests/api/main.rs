@@ -15,6 +15,7 @@ mod apply_prune;
 mod bindings;
 mod claims;
 mod cli;
+mod clients;
 mod cluster_check;
 mod concurrency;
 mod conformance;
