@@ -48,9 +48,6 @@ macro_rules! bind_keys {
     }};
 }
 
-/// Keys per statement: 3 values each, far below both backends' bind limits.
-const CHUNK: usize = 1_000;
-
 /// `(prefix$first, $first+1, $first+2), ...` for `rows` keys (cluster, kind, name).
 fn key_tuples(first: usize, rows: usize, prefix: &str) -> String {
     super::placeholder_tuples(prefix, first, 3, rows)
@@ -88,7 +85,7 @@ impl Tx {
         keys: &[ClaimKey],
     ) -> StoreResult<Vec<ClaimHolder>> {
         let mut held = Vec::new();
-        for chunk in keys.chunks(CHUNK) {
+        for chunk in keys.chunks(self.rows_per_statement(3)) {
             let insert = format!(
                 "INSERT INTO mesh_claims (set_id, cluster_id, kind, name) VALUES {} ON CONFLICT DO NOTHING",
                 key_tuples(2, chunk.len(), "$1, ")
@@ -113,7 +110,7 @@ impl Tx {
         keys: &[ClaimKey],
     ) -> StoreResult<Vec<ClaimHolder>> {
         let mut held = Vec::new();
-        for chunk in keys.chunks(CHUNK) {
+        for chunk in keys.chunks(self.rows_per_statement(3)) {
             let select = format!(
                 "SELECT o.cluster_id, o.kind, o.name, o.set_id, {HOLDER_INTENT} AS intent_id \
                  FROM mesh_claims o WHERE o.set_id <> $1 AND (o.cluster_id, o.kind, o.name) IN ({}) \
@@ -140,7 +137,7 @@ impl Tx {
         set: Uuid,
         keys: &[ClaimKey],
     ) -> StoreResult<()> {
-        for chunk in keys.chunks(CHUNK) {
+        for chunk in keys.chunks(self.rows_per_statement(3)) {
             let sql = format!(
                 "INSERT INTO mesh_claim_sources (intent_id, set_id, cluster_id, kind, name) VALUES {} \
                  ON CONFLICT DO NOTHING",
@@ -168,7 +165,7 @@ impl Tx {
         set: Uuid,
         keys: &[ClaimKey],
     ) -> StoreResult<()> {
-        for chunk in keys.chunks(CHUNK) {
+        for chunk in keys.chunks(self.rows_per_statement(3)) {
             let delete = format!(
                 "DELETE FROM mesh_claim_sources WHERE intent_id = $1 AND (cluster_id, kind, name) IN ({})",
                 key_tuples(2, chunk.len(), "")
@@ -187,7 +184,7 @@ impl Tx {
 
     /// Releases the names among `keys` that `set` owns but none of its intents needs.
     pub async fn release_unneeded(&mut self, set: Uuid, keys: &[ClaimKey]) -> StoreResult<()> {
-        for chunk in keys.chunks(CHUNK) {
+        for chunk in keys.chunks(self.rows_per_statement(3)) {
             let release = format!(
                 "DELETE FROM mesh_claims WHERE set_id = $1 AND (cluster_id, kind, name) IN ({}) \
                  AND NOT EXISTS (SELECT 1 FROM mesh_claim_sources s WHERE s.set_id = mesh_claims.set_id \

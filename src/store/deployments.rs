@@ -352,9 +352,6 @@ const INSERT_CLUSTER: &str = "INSERT INTO deployment_clusters (deployment_id, cl
 const CLUSTERS: &str = "SELECT cluster, state, message, writes, updated_at FROM deployment_clusters WHERE deployment_id = $1 ORDER BY cluster";
 const SET_CLUSTER: &str = "UPDATE deployment_clusters SET state = $3, message = $4, writes = writes + $5, updated_at = $6 \
      WHERE deployment_id = $1 AND cluster = $2";
-/// Rows per multi-row statement: 500 rows of at most 8 values stay far below the bind limits
-/// of both backends (SQLite 32,766, PostgreSQL 65,535).
-const BATCH_ROWS: usize = 500;
 /// `$1` deployment, `$2` time; per row: the object's five key columns, operation, state, message.
 const UPSERT_OBJECTS_HEAD: &str = "INSERT INTO deployment_objects (deployment_id, updated_at, cluster, api_version, kind, namespace, name, operation, state, message) VALUES ";
 const UPSERT_OBJECTS_TAIL: &str = " ON CONFLICT (deployment_id, cluster, api_version, kind, namespace, name) \
@@ -517,14 +514,14 @@ impl Tx {
         Ok(())
     }
 
-    /// Records the progress of many objects in one statement per `BATCH_ROWS` rows.
+    /// Records the progress of many objects in few multi-row statements (`Tx::rows_per_statement`).
     pub async fn upsert_object_states(
         &mut self,
         deployment: Uuid,
         rows: &[ObjectProgress<'_>],
     ) -> StoreResult<()> {
         let now = now();
-        for chunk in rows.chunks(BATCH_ROWS) {
+        for chunk in rows.chunks(self.rows_per_statement(8)) {
             let sql = batch_sql(
                 UPSERT_OBJECTS_HEAD,
                 "$1, $2, ",
@@ -641,7 +638,7 @@ impl Tx {
         rows: &[(&ObjectRef, &str)],
     ) -> StoreResult<()> {
         let now = now();
-        for chunk in rows.chunks(BATCH_ROWS) {
+        for chunk in rows.chunks(self.rows_per_statement(6)) {
             let sql = batch_sql(
                 UPSERT_INVENTORY_HEAD,
                 "$1, $2, $3, ",
@@ -666,7 +663,7 @@ impl Tx {
 
     /// Forgets objects the set no longer has on a cluster.
     pub async fn delete_inventory(&mut self, set_id: Uuid, keys: &[&ObjectRef]) -> StoreResult<()> {
-        for chunk in keys.chunks(BATCH_ROWS) {
+        for chunk in keys.chunks(self.rows_per_statement(5)) {
             let sql = batch_sql(DELETE_INVENTORY_HEAD, "", 2, 5, chunk.len(), ")");
             on_conn!(self, |c| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(set_id);

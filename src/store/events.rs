@@ -49,8 +49,6 @@ pub enum EventScope {
     Project(String),
 }
 
-/// Rows of one multi-row insert (5 parameters each).
-const EVENTS_PER_STATEMENT: usize = 500;
 /// Rows removed by one retention statement.
 const PRUNE_BATCH: i64 = 5_000;
 
@@ -65,7 +63,7 @@ impl Tx {
         let now = super::resources::now();
         for project in projects {
             let mine: Vec<&NewEvent> = events.iter().filter(|e| e.project == project).collect();
-            for chunk in mine.chunks(EVENTS_PER_STATEMENT) {
+            for chunk in mine.chunks(self.rows_per_statement(4)) {
                 let values = placeholder_tuples("$1, ", 2, 4, chunk.len());
                 let postgres = matches!(self.inner, TxInner::Postgres(_));
                 let sql = if postgres {

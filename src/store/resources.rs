@@ -433,9 +433,6 @@ pub struct NewRow {
     pub new: NewResource,
 }
 
-/// Rows per multi-row statement: well under both databases' limit on bound values.
-const ROWS_PER_STATEMENT: usize = 500;
-
 /// A traffic intent set with the names of its composite app and project.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SetLocation {
@@ -583,11 +580,11 @@ impl Tx {
         Ok(rows)
     }
 
-    /// Inserts resources in statements of `ROWS_PER_STATEMENT` rows, in order (parents before
+    /// Inserts resources in multi-row statements (`Tx::rows_per_statement`), in order (parents before
     /// children). A sibling with the same name is `Duplicate`.
     pub async fn insert_many(&mut self, rows: &[NewRow]) -> StoreResult<()> {
         let now = now();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(self.rows_per_statement(12)) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let p = 2 + i * 12;
@@ -644,7 +641,7 @@ impl Tx {
         replaced: &[Uuid],
         refs: &[(Uuid, String, Uuid)],
     ) -> StoreResult<()> {
-        for chunk in replaced.chunks(ROWS_PER_STATEMENT) {
+        for chunk in replaced.chunks(self.rows_per_statement(1)) {
             let sql = format!(
                 "DELETE FROM resource_refs WHERE from_id IN ({})",
                 placeholders(1, chunk.len())
@@ -657,7 +654,7 @@ impl Tx {
                 q.execute(&mut *c).await?;
             });
         }
-        for chunk in refs.chunks(ROWS_PER_STATEMENT) {
+        for chunk in refs.chunks(self.rows_per_statement(3)) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(${}, ${}, ${})", 1 + i * 3, 2 + i * 3, 3 + i * 3))
                 .collect();
