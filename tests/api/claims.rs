@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::deploy::{cluster, deploy, wait};
+use crate::deploy::{deploy, object_of_kind, wait};
 use crate::fake_kube::FakeKube;
 use crate::helpers::{CA, SET, TestApp, httpbin_intent};
 
@@ -210,13 +210,7 @@ both_backends!(
             "kubectl",
         );
         let status = wait(&app, deploy(&app, "deploy").await).await;
-        let dr = cluster(&status, "cluster01")["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["kind"] == "DestinationRule")
-            .unwrap()
-            .clone();
+        let dr = object_of_kind(&status, "cluster01", "DestinationRule");
         assert_eq!(dr["state"], "conflict", "{dr:#}");
         assert!(
             dr["message"]
@@ -287,16 +281,18 @@ both_backends!(
         let mut restarted = app.another().await;
 
         let host = "DestinationRule host httpbin.default.svc.cluster.local on cluster cluster01";
-        let mine = restarted
-            .get(&format!("{SET}/analysis"))
-            .await
-            .expect(200)
-            .body;
-        let theirs = restarted
-            .get(&format!("{other}/analysis"))
-            .await
-            .expect(200)
-            .body;
+        let (mine, theirs) = (
+            restarted
+                .get(&format!("{SET}/analysis"))
+                .await
+                .expect(200)
+                .body,
+            restarted
+                .get(&format!("{other}/analysis"))
+                .await
+                .expect(200)
+                .body,
+        );
         let (mine, theirs) = (collision_findings(&mine), collision_findings(&theirs));
         assert!(
             !mine.is_empty() && !theirs.is_empty(),
@@ -331,16 +327,18 @@ both_backends!(
             let revision = reply.body["revision"].as_i64().unwrap();
             crate::deploy::wait_at(&restarted, &format!("{set}/deployments/{revision}")).await;
         }
-        let mine = restarted
-            .get(&format!("{SET}/status"))
-            .await
-            .expect(200)
-            .body;
-        let theirs = restarted
-            .get(&format!("{other}/status"))
-            .await
-            .expect(200)
-            .body;
+        let (mine, theirs) = (
+            restarted
+                .get(&format!("{SET}/status"))
+                .await
+                .expect(200)
+                .body,
+            restarted
+                .get(&format!("{other}/status"))
+                .await
+                .expect(200)
+                .body,
+        );
         let owned = |status: &Value| {
             status["collisions"]
                 .as_array()
@@ -366,13 +364,7 @@ both_backends!(
             "{c:#}"
         );
         // The losing set's DestinationRule for the host is a conflict, not applied.
-        let dr = cluster(loser, "cluster01")["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["kind"] == "DestinationRule")
-            .unwrap()
-            .clone();
+        let dr = object_of_kind(loser, "cluster01", "DestinationRule");
         assert_eq!(dr["state"], "conflict", "{dr:#}");
 
         // Removing the losing set's intent ends the collision for both.

@@ -65,6 +65,16 @@ pub(crate) fn cluster<'a>(status: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {status:#}"))
 }
 
+/// The first object of `kind` in the status of `cluster`.
+pub(crate) fn object_of_kind<'a>(status: &'a Value, cluster_name: &str, kind: &str) -> &'a Value {
+    cluster(status, cluster_name)["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} on {cluster_name} in {status:#}"))
+}
+
 pub(crate) fn object_states(status: &Value, name: &str) -> BTreeMap<String, String> {
     cluster(status, name)["objects"]
         .as_array()
