@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, get, web};
 use actix_web_lab::sse;
 use futures::StreamExt;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::resources::path_to;
 use crate::domain::resource::Kind;
@@ -48,6 +48,25 @@ fn resume_after(req: &HttpRequest, query: &EventsQuery) -> Result<Option<i64>, E
         Some(id) if id < 0 => Err(bad("since")),
         other => Ok(other),
     }
+}
+
+/// One event of a stream, as an `EventSource` reads it (the stream also carries comment lines,
+/// which are no events). Documentation only: `frame` writes the event.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ServerSentEvent {
+    /// The event's id, increasing; send it as `Last-Event-ID` (or `?since=`) to resume after it.
+    #[schema(example = "42")]
+    id: String,
+    /// The event's type.
+    #[schema(example = "intent-written")]
+    event: String,
+    /// A JSON object: the set's URL and what the event is about.
+    #[schema(
+        example = r#"{"set":"/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default","kind":"inbound-intents","resource":"/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/inbound-intents/httpbin","revision":2,"operation":"replace"}"#,
+        content_media_type = "application/json"
+    )]
+    data: String,
 }
 
 fn frame(event: StoredEvent) -> Result<sse::Event, Infallible> {
@@ -90,7 +109,7 @@ server's `--event-retention`.",
         EventsQuery,
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream: each event is one `ServerSentEvent`", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "`Last-Event-ID` or `since` is not an event id", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The set or an ancestor does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )
@@ -122,7 +141,7 @@ event's data names its set (`set`).",
         EventsQuery,
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream: each event is one `ServerSentEvent`", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "`Last-Event-ID` or `since` is not an event id", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The project does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )

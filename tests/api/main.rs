@@ -34,6 +34,7 @@ mod plan;
 mod process;
 mod push_errors;
 mod reconcile;
+mod responses;
 mod scenarios;
 mod secrets;
 mod stored_deployments;
