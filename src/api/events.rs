@@ -24,6 +24,7 @@ use crate::store::EventScope;
 pub struct EventsQuery {
     /// Resume after this event id, for clients that cannot send `Last-Event-ID` (the header
     /// wins when both are given). Without either, the stream starts with the next event.
+    #[param(minimum = 0)]
     pub since: Option<i64>,
 }
 
@@ -105,7 +106,7 @@ server's `--event-retention`.",
         ("compositeApp" = String, Path, description = "Composite app name"),
         ("version" = String, Path, description = "Composite app version"),
         ("set" = String, Path, description = "Traffic intent set name"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "Resume after this event id (an `id:` of the stream)"),
         EventsQuery,
     ),
     responses(
@@ -137,7 +138,7 @@ events, ids and resumption (`Last-Event-ID`, `?since=`) as `GET .../traffic-inte
 event's data names its set (`set`).",
     params(
         ("project" = String, Path, description = "Project name"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "Resume after this event id (an `id:` of the stream)"),
         EventsQuery,
     ),
     responses(

@@ -18,9 +18,10 @@ pg=${2:?usage: run.sh BINARY POSTGRES_URL}
 
 version=4.32.5 # pinned: checks and generation change between releases
 seed=${SCHEMATHESIS_SEED:-20260101}
-max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-10}
+max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-5}
 port=${SCHEMATHESIS_PORT:-18099}
 venv=${SCHEMATHESIS_VENV:-$root/target/schemathesis-venv}
+reports=${SCHEMATHESIS_REPORTS:-$root/target/schemathesis}
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$version"; then
   python3 -m venv "$venv" 2>/dev/null \
@@ -57,17 +58,30 @@ server=$!
 for _ in $(seq 1 100); do curl -fsS "$api/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "$api/readyz" >/dev/null || { cat "$work/server.log" >&2; exit 1; }
 
-# Parents for the generated requests: schemathesis.toml pins the path parameters to these names.
-TOKEN=$token API=$api bash "$here/seed.sh"
-
+# One run per phase (the stateful phase with fuzzing, whose responses give it links to follow),
+# the seed made again before each: the deletes of one phase do not starve the next.
+rm -rf "$reports"
 start=$(date +%s)
 status=0
-(cd "$here" && "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$api/api-docs/openapi.json" \
-  --seed "$seed" --max-examples "$max_examples" \
-  -H "Authorization: Bearer $token" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
-  --report junit --report-dir "$work/report" --no-color) || status=$?
-echo "schemathesis: exit $status after $(($(date +%s) - start)) s (seed $seed, at most $max_examples examples per operation)"
+for phase in examples coverage fuzzing,stateful; do
+  TOKEN=$token API=$api bash "$here/seed.sh"
+  phase_start=$(date +%s)
+  phase_status=0
+  mkdir -p "$reports/$phase"
+  (cd "$here" && "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$api/api-docs/openapi.json" \
+    --phases "$phase" --seed "$seed" --max-examples "$max_examples" --workers 1 \
+    -H "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+    --report junit,ndjson --report-dir "$reports/$phase" --no-color >"$reports/$phase.log" 2>&1) || phase_status=$?
+  echo "schemathesis $phase: exit $phase_status after $(($(date +%s) - phase_start)) s: $(grep -E '^=+ .* in [0-9.]+s =+$' "$reports/$phase.log" | tr -d '=')"
+  if [ "$phase_status" -ne 0 ]; then
+    status=$phase_status
+    sed -n '/^=* \(ERRORS\|FAILURES\) =*$/,$p' "$reports/$phase.log" >&2
+  fi
+done
+echo "schemathesis: $(($(date +%s) - start)) s in all (seed $seed, at most $max_examples examples per operation and phase)"
+"$venv/bin/python" "$here/coverage.py" "$reports"/*/*.ndjson >"$reports/coverage.txt"
+tail -n 1 "$reports/coverage.txt"
 if grep -q 'panicked\|request failed' "$work/server.log"; then
   echo "the server logged failures:" >&2
   grep 'panicked\|request failed' "$work/server.log" | head -20 >&2
