@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, get, web};
 use actix_web_lab::sse;
 use futures::StreamExt;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::resources::path_to;
 use crate::domain::resource::Kind;
@@ -24,6 +24,7 @@ use crate::store::EventScope;
 pub struct EventsQuery {
     /// Resume after this event id, for clients that cannot send `Last-Event-ID` (the header
     /// wins when both are given). Without either, the stream starts with the next event.
+    #[param(minimum = 0)]
     pub since: Option<i64>,
 }
 
@@ -48,6 +49,25 @@ fn resume_after(req: &HttpRequest, query: &EventsQuery) -> Result<Option<i64>, E
         Some(id) if id < 0 => Err(bad("since")),
         other => Ok(other),
     }
+}
+
+/// One event of a stream, as an `EventSource` reads it (the stream also carries comment lines,
+/// which are no events). Documentation only: `frame` writes the event.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ServerSentEvent {
+    /// The event's id, increasing; send it as `Last-Event-ID` (or `?since=`) to resume after it.
+    #[schema(example = "42")]
+    id: String,
+    /// The event's type.
+    #[schema(example = "intent-written")]
+    event: String,
+    /// A JSON object: the set's URL and what the event is about.
+    #[schema(
+        example = r#"{"set":"/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default","kind":"inbound-intents","resource":"/v2/projects/shop/composite-apps/storefront/v1/traffic-intent-sets/default/inbound-intents/httpbin","revision":2,"operation":"replace"}"#,
+        content_media_type = "application/json"
+    )]
+    data: String,
 }
 
 fn frame(event: StoredEvent) -> Result<sse::Event, Infallible> {
@@ -86,11 +106,11 @@ server's `--event-retention`.",
         ("compositeApp" = String, Path, description = "Composite app name"),
         ("version" = String, Path, description = "Composite app version"),
         ("set" = String, Path, description = "Traffic intent set name"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "Resume after this event id (an `id:` of the stream)"),
         EventsQuery,
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream: each event is one `ServerSentEvent`", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "`Last-Event-ID` or `since` is not an event id", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The set or an ancestor does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )
@@ -118,11 +138,11 @@ events, ids and resumption (`Last-Event-ID`, `?since=`) as `GET .../traffic-inte
 event's data names its set (`set`).",
     params(
         ("project" = String, Path, description = "Project name"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0, description = "Resume after this event id (an `id:` of the stream)"),
         EventsQuery,
     ),
     responses(
-        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The event stream: each event is one `ServerSentEvent`", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "`Last-Event-ID` or `since` is not an event id", body = crate::api::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "The project does not exist", body = crate::api::problem::Problem, content_type = "application/problem+json"),
     )

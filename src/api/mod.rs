@@ -19,6 +19,7 @@ pub mod problem;
 pub mod query;
 pub mod reconcile;
 pub mod resources;
+pub mod responses;
 pub mod sets;
 pub mod streaming;
 pub mod tree;
@@ -96,18 +97,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .configure(routes)
         .split_for_parts();
     document_access_control(&mut api);
+    responses::document_error_responses(&mut api);
+    responses::document_manifest_examples(&mut api);
     examples::document_request_examples(&mut api);
     examples::fix_articles(&mut api);
     api
 }
 
-/// Every `/v2` operation needs a bearer credential and can answer 401, 403 and 429 (and 413
-/// when it takes a body): added here once rather than on each endpoint.
+/// Every `/v2` operation needs a bearer credential and can answer 401 and 429, 403 where the
+/// policy refuses someone who may see the resource, and 413 when it takes a body: added here
+/// once rather than on each endpoint (their examples: `responses`).
 fn document_access_control(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::Type;
     use utoipa::openapi::security::{
         HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
     };
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -121,53 +125,55 @@ fn document_access_control(api: &mut utoipa::openapi::OpenApi) {
                 .build(),
         ),
     );
-    let problem = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                problem::PROBLEM_JSON,
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build()
-    };
+    let header = responses::header;
     for (path, item) in api.paths.paths.iter_mut() {
         if !path.starts_with("/v2/") {
             continue;
         }
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
+        for (_, op) in responses::operations_mut(item) {
             op.security = Some(vec![SecurityRequirement::new(
                 "bearer",
                 Vec::<String>::new(),
             )]);
+            let id = op.operation_id.clone().unwrap_or_default();
+            let has_body = op.request_body.is_some();
             let responses = &mut op.responses.responses;
-            let mut add = |code: &str, description: &str| {
-                responses
-                    .entry(code.to_owned())
-                    .or_insert_with(|| problem(description).into());
+            let mut add = |code: &str, response: utoipa::openapi::Response| {
+                responses.entry(code.to_owned()).or_insert(response.into());
             };
-            add(
-                "401",
-                "No credential, or one that is not valid (`WWW-Authenticate: Bearer`)",
+            let mut unauthorized =
+                responses::problem_response("No credential, or one that is not valid");
+            unauthorized.headers.insert(
+                "WWW-Authenticate".into(),
+                header(
+                    Type::String,
+                    "`Bearer realm=\"meshintent\"`, with `error=\"invalid_token\"` when a credential was sent",
+                )
+                .into(),
             );
-            add(
-                "403",
-                "The caller may not do this; the detail names the role needed",
+            add("401", unauthorized);
+            if responses::refused_caller(&id, path).is_some() {
+                add(
+                    "403",
+                    responses::problem_response(
+                        "The caller may not do this; the detail names the role needed",
+                    ),
+                );
+            }
+            let mut too_many =
+                responses::problem_response("Too many failed authentications from this address");
+            too_many.headers.insert(
+                "Retry-After".into(),
+                header(Type::Integer, "Seconds until a credential is checked again").into(),
             );
-            add(
-                "429",
-                "Too many failed authentications from this address (`Retry-After`)",
-            );
-            if op.request_body.is_some() {
-                add("413", "The body is larger than MESHINTENT_MAX_BODY_BYTES");
+            add("429", too_many);
+            if has_body {
+                add(
+                    "413",
+                    responses::problem_response(
+                        "The body is larger than MESHINTENT_MAX_BODY_BYTES",
+                    ),
+                );
             }
         }
     }

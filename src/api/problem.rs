@@ -18,7 +18,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     #[schema(example = "https://meshintent.io/problems/validation")]
     pub problem_type: String,
-    #[schema(example = "Unprocessable Content")]
+    #[schema(example = "Unprocessable Entity")]
     pub title: String,
     #[schema(example = 422)]
     pub status: u16,

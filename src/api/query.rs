@@ -38,6 +38,17 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
 
 /// Reads a query string into `T`.
 pub fn parse<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
+    // PostgreSQL text cannot hold NUL, so a filter with one would fail in the database (500);
+    // no stored value has one, and none is meant.
+    if let Some((name, _)) = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        let name = name.replace('\0', "\\u0000");
+        return Err(Error::BadRequest {
+            detail: format!("query parameter {name}: must not contain NUL (%00)"),
+            errors: vec![FieldError::new(name, "must not contain NUL (%00)")],
+        });
+    }
     let pairs = url::form_urlencoded::parse(query.as_bytes());
     let de = serde_urlencoded::Deserializer::new(pairs);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -106,6 +117,9 @@ mod tests {
             "query parameter limit: must be a non-negative whole number (got \"-1\")"
         );
         assert_eq!(errors[0].field, "limit");
+        let (detail, errors) = refused("actor=token%00x");
+        assert_eq!(detail, "query parameter actor: must not contain NUL (%00)");
+        assert_eq!(errors[0].field, "actor");
         let (_, errors) = refused("pageToken=x&cascade=yes");
         assert_eq!(errors[0].field, "cascade");
         assert_eq!(errors[0].message, "must be true or false (got \"yes\")");

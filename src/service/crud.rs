@@ -31,8 +31,8 @@ impl IfMatch {
         if header == "*" {
             return Ok(IfMatch::Any);
         }
-        let tags: Vec<String> = header
-            .split(',')
+        let tags: Vec<String> = split_tags(header)
+            .into_iter()
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect();
@@ -60,6 +60,24 @@ impl IfMatch {
             IfMatch::Tags(tags) => tags.iter().any(|t| *t == etag(revision)),
         }
     }
+}
+
+/// The list's elements: split at commas outside quotes (an entity tag may hold a comma).
+fn split_tags(header: &str) -> Vec<&str> {
+    let mut tags = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in header.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                tags.push(&header[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    tags.push(&header[start..]);
+    tags
 }
 
 /// The entity tag of a revision.
@@ -781,6 +799,9 @@ mod tests {
         assert!(parse("\"6\", \"7\"").matches(7));
         assert!(!parse("W/\"7\"").matches(7));
         assert!(!parse("\"6\"").matches(7));
+        // A comma inside a tag is part of it (RFC 9110 etagc); tabs are whitespace.
+        assert!(parse("W/\"a,b\",\t\"7\"").matches(7));
+        assert!(!parse("\"7,8\"").matches(7));
         assert_eq!(
             IfMatch::parse("7").unwrap_err(),
             "entity tags are quoted: send If-Match: \"7\" (got 7)"

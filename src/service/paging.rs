@@ -33,6 +33,10 @@ impl PageToken {
         let bytes = B64.decode(token).map_err(|_| bad())?;
         let (name, version): (String, String) =
             serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        // Issued tokens hold stored names, which have no NUL (PostgreSQL refuses it in text).
+        if name.contains('\0') || version.contains('\0') {
+            return Err(bad());
+        }
         Ok(PageToken { name, version })
     }
 }

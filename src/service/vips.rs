@@ -434,7 +434,17 @@ pub(crate) async fn allocate(
     let mut table = VipTable::new();
     for (cluster, cluster_id) in &ids.clusters {
         let wanted = wanted_by_cluster.get(cluster).cloned().unwrap_or_default();
-        let range = model.clusters[cluster].cross_cluster.vip_range.net();
+        // A set document's model holds only the clusters its apps run on, `ids` every cluster.
+        // The set needs no VIP on a cluster outside its model, so whatever it holds there is
+        // freed, in any range.
+        let range = model.clusters.get(cluster).map_or_else(
+            || {
+                crate::domain::cluster::CrossClusterSettings::default()
+                    .vip_range
+                    .net()
+            },
+            |spec| spec.cross_cluster.vip_range.net(),
+        );
         let mut done = false;
         for _ in 0..VIP_ATTEMPTS {
             let rows = tx.vips_on_cluster(*cluster_id).await?;

@@ -35,6 +35,7 @@ mod plan;
 mod process;
 mod push_errors;
 mod reconcile;
+mod responses;
 mod scenarios;
 mod secrets;
 mod stored_deployments;
