@@ -75,6 +75,9 @@ pub async fn audit_event_list(
 #[utoipa::path(
     get, path = "/v2/projects/{project}/audit-events", tag = "access", operation_id = "project_audit_event_list",
     summary = "List a project's audit events",
+    description = "The audit events of one project, oldest first, in pages (`limit`, `pageToken`): every change made in it \
+(writes, deploys, terminates, its tokens and role bindings), with who, when, the resource's path and the status. \
+Its owners see it (and admins, who also have the global list); the filters are the global list's.",
     params(("project" = String, Path, description = "Project name"), AuditQuery),
     responses(
         (status = 200, description = "A page of events", body = AuditEventList),

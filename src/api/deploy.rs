@@ -135,6 +135,8 @@ pub async fn traffic_intent_set_status(
 #[utoipa::path(
     get, path = "/v2/projects/{project}/composite-apps/{compositeApp}/{version}/traffic-intent-sets/{set}/deployments",
     tag = "deployments", operation_id = "deployment_list", summary = "List deployments",
+    description = "The set's deployments and terminations, newest revision first, in pages (`limit`, `pageToken`): \
+each one's action, trigger (a user, or the reconciler's repair), state and times, without its objects (GET a revision for those).",
     params(
         ("project" = String, Path, description = "Project name"),
         ("compositeApp" = String, Path, description = "Composite app name"),

@@ -7,6 +7,7 @@ pub mod body;
 pub mod cluster_check;
 pub mod conformance;
 pub mod deploy;
+pub mod descriptions;
 pub mod events;
 pub mod examples;
 pub mod fallback;
@@ -101,6 +102,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     responses::document_manifest_examples(&mut api);
     examples::document_request_examples(&mut api);
     examples::fix_articles(&mut api);
+    descriptions::describe_operations(&mut api);
+    descriptions::hoist_branch_descriptions(&mut api);
     api
 }
 

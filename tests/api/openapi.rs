@@ -266,3 +266,49 @@ fn schema_component_names_are_unique() {
     }
     assert!(count > 50, "found {count} schema types");
 }
+
+/// Generators and Swagger UI show an operation's description and a property's description
+/// beside its `oneOf`, not one inside a branch (they drop those).
+#[test]
+fn every_operation_has_a_description_and_no_branch_hides_one() {
+    let api = serde_json::to_value(meshintent::api::openapi()).unwrap();
+    let mut undescribed = Vec::new();
+    for (path, item) in api["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if ["get", "post", "put", "delete", "patch"].contains(&method.as_str())
+                && op["description"].as_str().is_none_or(str::is_empty)
+            {
+                undescribed.push(format!("{method} {path}"));
+            }
+        }
+    }
+    assert!(undescribed.is_empty(), "no description: {undescribed:#?}");
+    fn branch_descriptions(value: &Value, at: &str, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Array(branches)) = map.get("oneOf") {
+                    for (i, b) in branches.iter().enumerate() {
+                        if b.get("description").is_some() {
+                            out.push(format!("{at}/oneOf/{i}"));
+                        }
+                    }
+                }
+                for (k, v) in map {
+                    branch_descriptions(v, &format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    branch_descriptions(v, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut hidden = Vec::new();
+    branch_descriptions(&api["components"], "#/components", &mut hidden);
+    assert!(
+        hidden.is_empty(),
+        "descriptions inside oneOf branches: {hidden:#?}"
+    );
+}
