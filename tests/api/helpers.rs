@@ -243,7 +243,10 @@ pub fn record_postgres_run(test: &str) {
             .append(true)
             .open(path)
             .expect("open MESHINTENT_TEST_PG_LOG");
-        writeln!(file, "{test}").expect("write MESHINTENT_TEST_PG_LOG");
+        // One write of the whole line: tests record in parallel, and `writeln!` may split a line
+        // into several writes that interleave with another test's (two names run together).
+        file.write_all(format!("{test}\n").as_bytes())
+            .expect("write MESHINTENT_TEST_PG_LOG");
     }
 }
 
