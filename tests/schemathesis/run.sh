@@ -20,8 +20,9 @@ version=4.32.5 # pinned: checks and generation change between releases
 seed=${SCHEMATHESIS_SEED:-20260101}
 max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-5}
 port=${SCHEMATHESIS_PORT:-18099}
-venv=${SCHEMATHESIS_VENV:-$root/target/schemathesis-venv}
-reports=${SCHEMATHESIS_REPORTS:-$root/target/schemathesis}
+# Absolute: schemathesis runs from this directory (its config file's), and CI passes a relative venv.
+venv=$(realpath -m "${SCHEMATHESIS_VENV:-$root/target/schemathesis-venv}")
+reports=$(realpath -m "${SCHEMATHESIS_REPORTS:-$root/target/schemathesis}")
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$version"; then
   python3 -m venv "$venv" 2>/dev/null \
