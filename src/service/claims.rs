@@ -316,41 +316,19 @@ impl Service {
             .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(collisions.len());
         for c in collisions {
-            let cluster = cluster_ids
-                .iter()
-                .find(|(_, id)| **id == c.cluster_id)
-                .map(|(name, _)| name.clone());
-            let (Some(cluster), Some(owner), Some(other)) =
-                (cluster, sets.get(&c.owner_set_id), sets.get(&c.set_id))
-            else {
+            let (Some(cluster), Some(owner), Some(other)) = (
+                cluster_named(&cluster_ids, c.cluster_id),
+                sets.get(&c.owner_set_id),
+                sets.get(&c.set_id),
+            ) else {
                 continue;
             };
-            let claim = ClaimKind::parse(&c.kind).map_or_else(
-                || format!("{} {} on cluster {cluster}", c.kind, c.name),
-                |kind| {
-                    Claim {
-                        cluster: cluster.clone(),
-                        kind,
-                        name: c.name.clone(),
-                    }
-                    .to_string()
-                },
-            );
+            let claim = claim_text(cluster, &c.kind, &c.name)
+                .unwrap_or_else(|| format!("{} {} on cluster {cluster}", c.kind, c.name));
             let Some(row) = tx.by_id(c.intent_id).await? else {
                 continue;
             };
-            let kind = Kind::from_code(&row.kind)
-                .ok_or_else(|| Error::internal("stored kind", row.kind.clone()))?;
-            let intent = other
-                .path()
-                .child(
-                    kind,
-                    Key {
-                        name: name_of(&row)?,
-                        version: None,
-                    },
-                )
-                .url();
+            let intent = member_path(&other.path(), &row)?.url();
             let owner = owner.path().url();
             let owned_here = c.owner_set_id == set_id;
             let message = if owned_here {
@@ -495,23 +473,49 @@ async fn taken_error(
     holder: &ClaimHolder,
     cluster_ids: &BTreeMap<Name, Uuid>,
 ) -> Error {
-    let claim = cluster_ids
-        .iter()
-        .find(|(_, id)| **id == holder.cluster_id)
-        .and_then(|(cluster, _)| {
-            Some(Claim {
-                cluster: cluster.clone(),
-                kind: ClaimKind::parse(&holder.kind)?,
-                name: holder.name.clone(),
-            })
-        });
-    let claim = claim.map_or_else(|| holder.name.clone(), |c| c.to_string());
+    let claim = cluster_named(cluster_ids, holder.cluster_id)
+        .and_then(|cluster| claim_text(cluster, &holder.kind, &holder.name))
+        .unwrap_or_else(|| holder.name.clone());
     let owner = match owner_path(tx, holder).await {
         Ok(Some(path)) => path,
         _ => "another traffic intent set".to_owned(),
     };
     Error::Conflict(format!(
         "{claim} is already claimed by {owner}: Istio keeps one configuration per host, so two sets cannot both decide it; remove it there first, or move this intent into that set"
+    ))
+}
+
+/// The name of the cluster whose id is `id`.
+fn cluster_named(cluster_ids: &BTreeMap<Name, Uuid>, id: Uuid) -> Option<&Name> {
+    cluster_ids
+        .iter()
+        .find(|(_, cluster_id)| **cluster_id == id)
+        .map(|(name, _)| name)
+}
+
+/// A stored claim as a person reads it (`DestinationRule host h on cluster c`); None for a kind
+/// this release does not know.
+fn claim_text(cluster: &Name, kind: &str, name: &str) -> Option<String> {
+    Some(
+        Claim {
+            cluster: cluster.clone(),
+            kind: ClaimKind::parse(kind)?,
+            name: name.to_owned(),
+        }
+        .to_string(),
+    )
+}
+
+/// The path of the set member stored as `row` in the set at `set_path`.
+fn member_path(set_path: &ResourcePath, row: &ResourceRow) -> Result<ResourcePath> {
+    let kind = Kind::from_code(&row.kind)
+        .ok_or_else(|| Error::internal("stored kind", row.kind.clone()))?;
+    Ok(set_path.child(
+        kind,
+        Key {
+            name: name_of(row)?,
+            version: None,
+        },
     ))
 }
 
@@ -533,15 +537,7 @@ async fn owner_path(tx: &mut Tx, holder: &ClaimHolder) -> Result<Option<String>>
     };
     Ok(Some(match intent {
         Some(row) => {
-            let kind = Kind::from_code(&row.kind)
-                .ok_or_else(|| Error::internal("stored kind", row.kind.clone()))?;
-            let path = set_path.child(
-                kind,
-                Key {
-                    name: name_of(&row)?,
-                    version: None,
-                },
-            );
+            let path = member_path(&set_path, &row)?;
             format!(
                 "project {}, composite app {} {}, traffic intent set {} (intent {})",
                 address.project,

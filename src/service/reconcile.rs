@@ -77,10 +77,7 @@ impl Service {
     pub async fn sync_status(&self, path: &ResourcePath) -> Result<SyncStatus> {
         let mut tx = self.store.begin_read().await?;
         let rows = self.resolve_path(&mut tx, path).await?;
-        let set = &rows[rows.len() - 1];
-        let spec = set_spec(&set.spec.0)?;
-        let row = tx.reconcile_state(set.id).await?;
-        Ok(SyncStatus::new(&spec, row.as_ref()))
+        sync_status_of(&mut tx, &rows[rows.len() - 1]).await
     }
 
     /// `GET .../status`: the latest deployment (verified when asked) with the set's `sync`.
@@ -94,10 +91,11 @@ impl Service {
         } else {
             self.deployment_status(path, None).await?
         };
-        status.sync = Some(self.sync_status(path).await?);
         let mut tx = self.store.begin_read().await?;
-        let set_id = self.set_id(&mut tx, path).await?;
-        status.collisions = self.collisions_of_set(&mut tx, set_id).await?;
+        let rows = self.resolve_path(&mut tx, path).await?;
+        let set = &rows[rows.len() - 1];
+        status.sync = Some(sync_status_of(&mut tx, set).await?);
+        status.collisions = self.collisions_of_set(&mut tx, set.id).await?;
         Ok(status)
     }
 
@@ -110,6 +108,13 @@ impl Service {
     ) -> Result<()> {
         super::access::audit_change(tx, caller, "reconcile", path, (None, None), 200).await
     }
+}
+
+/// The reconciliation settings and last check of the stored set `set`.
+async fn sync_status_of(tx: &mut Tx, set: &crate::store::ResourceRow) -> Result<SyncStatus> {
+    let spec = set_spec(&set.spec.0)?;
+    let row = tx.reconcile_state(set.id).await?;
+    Ok(SyncStatus::new(&spec, row.as_ref()))
 }
 
 /// `spec.sync` of a stored set spec (defaults filled in); None when it does not parse.
